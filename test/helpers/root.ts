@@ -14,3 +14,16 @@ export function needsRoot(t: TestContext): boolean {
   t.skip(reason);
   return false;
 }
+
+/**
+ * For `describe(name, { skip: rootSkip() }, …)`: false as root; the reason
+ * to skip otherwise — except under CI, where it throws (a skip there fails).
+ */
+export function rootSkip(): string | false {
+  if (process.getuid?.() === 0) return false;
+  const reason = 'needs root: network namespaces and TUN devices (run the tests as root)';
+  if (process.env.CI === 'true' || process.env.CI === '1') {
+    throw new Error(`${reason}; CI must run integration tests, a skip there is a failure`);
+  }
+  return reason;
+}

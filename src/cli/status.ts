@@ -1,0 +1,43 @@
+/** `weft status`: one look at a running daemon through its control socket. */
+import { parseFlags } from '../config/flags.js';
+import { controlRequest } from '../control/control-server.js';
+
+interface Status {
+  version: string; pid: number; uptimeSeconds: number; tun: string;
+  lease: { subnet: string; expiration: string } | null; publicIp: string | null;
+  offloads: Record<string, unknown>; routeEpoch: number;
+  workers: { index: number; alive: boolean; restarts: number; heartbeatAgeMs: number | null }[];
+  peers: { subnet: string; publicIp: string; txPackets: number; txBytes: number; rxPackets: number; rxBytes: number }[];
+  totals: Record<string, number>; drops: Record<string, number>;
+}
+
+export async function runStatus(argv: string[]): Promise<number> {
+  const json = argv.includes('--json');
+  const { flags } = parseFlags(argv.filter((a) => a !== '--json'), process.env);
+  const s = await controlRequest(flags.controlSocket, 'GET', '/status') as Status;
+  if (json) {
+    process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
+    return 0;
+  }
+  process.stdout.write(formatStatus(s));
+  return 0;
+}
+
+export function formatStatus(s: Status): string {
+  const lines: string[] = [];
+  lines.push(`weft ${s.version}  pid ${s.pid}  up ${s.uptimeSeconds}s  ${s.tun}  lease ${s.lease?.subnet ?? '-'}`
+    + `  public ${s.publicIp ?? '-'}  route epoch ${s.routeEpoch}`);
+  lines.push(`offloads: ${Object.entries(s.offloads).map(([k, v]) => `${k}=${String(v)}`).join(' ')}`);
+  lines.push(`workers: ${s.workers.map((w) => `#${w.index} ${w.alive ? 'up' : 'DOWN'} restarts=${w.restarts}`).join(', ')}`);
+  lines.push('peers:');
+  if (s.peers.length === 0) lines.push('  (none)');
+  for (const p of s.peers) {
+    lines.push(`  ${p.subnet.padEnd(18)} via ${p.publicIp.padEnd(15)} tx ${p.txPackets} pkts ${p.txBytes} B`
+      + `  rx ${p.rxPackets} pkts ${p.rxBytes} B`);
+  }
+  const t = s.totals;
+  lines.push(`packets: tun→udp ${t.tun_rx_packets ?? 0}/${t.udp_tx_packets ?? 0}  udp→tun ${t.udp_rx_packets ?? 0}/${t.tun_tx_packets ?? 0}  icmp sent ${t.icmp_sent ?? 0}`);
+  const drops = Object.entries(s.drops).filter(([, v]) => v > 0);
+  lines.push(`drops: ${drops.length === 0 ? 'none' : drops.map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,151 @@
+/**
+ * flannel's udp backend, per packet: the whole inner IPv4 packet is the UDP
+ * payload, no header of our own. Decisions only — the worker does the I/O.
+ *
+ * Egress (TUN → UDP) and ingress (UDP → TUN) both decrement the TTL, as
+ * flannel's proxy does. weft goes further than flannel (DESIGN.md §1):
+ * longest-prefix match, ICMP time-exceeded and fragmentation-needed, and
+ * ingress accepts a datagram only from a known peer whose subnet holds the
+ * inner source, addressed into our own subnet.
+ *
+ * Nothing here allocates or throws per packet: bad input is a counted drop.
+ */
+import { DropReason } from '../wire/drop-reason.js';
+import { Ipv4Header } from '../wire/ipv4.js';
+import { buildIcmpError, shouldSendIcmpError } from '../wire/icmp.js';
+import {
+  ICMP_DEST_UNREACH, ICMP_EXC_TTL, ICMP_FRAG_NEEDED, ICMP_NET_UNREACH, ICMP_TIME_EXCEEDED,
+} from '../wire/constants.js';
+import type { RouteTableReader } from '../route-table/index.js';
+import type { PacketQueue, ReplyArea } from './queue.js';
+
+export interface UdpPathCounters {
+  /** Float64 counters of this worker; drops at dropBase + reason. */
+  readonly stats: Float64Array;
+  readonly dropBase: number;
+  readonly icmpSlot: number;
+}
+
+export class FlannelUdpPath {
+  private readonly ip = new Ipv4Header();
+  private readonly stats: Float64Array;
+  private readonly dropBase: number;
+  private readonly icmpSlot: number;
+
+  constructor(
+    private readonly rt: RouteTableReader,
+    counters: UdpPathCounters,
+    /** Largest inner packet that fits the underlay in one datagram (underlay MTU − 28). */
+    private readonly pathMtu: number,
+    /** Where ICMP errors are written; one area per batch. */
+    private readonly replies: ReplyArea,
+  ) {
+    this.stats = counters.stats;
+    this.dropBase = counters.dropBase;
+    this.icmpSlot = counters.icmpSlot;
+  }
+
+  private drop(reason: number): void {
+    this.stats[this.dropBase + reason]++;
+  }
+
+  /**
+   * A packet read from the TUN. Queues it on `out` for its peer, or drops it
+   * (and may queue an ICMP error on `toTun`). Returns the peer slot or -1.
+   */
+  egress(buf: Uint8Array, off: number, len: number, out: PacketQueue, toTun: PacketQueue): number {
+    const ip = this.ip.reset(buf, off);
+    if (len > 0 && buf[off]! >> 4 === 6) {
+      this.drop(DropReason.NOT_IPV4);
+      return -1;
+    }
+    const bad = ip.check(len);
+    if (bad !== DropReason.NONE) {
+      this.drop(bad);
+      return -1;
+    }
+    if (ip.ttl <= 1) {
+      this.icmpError(buf, off, len, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL, 0, toTun, 0, 0);
+      this.drop(DropReason.TTL_EXCEEDED);
+      return -1;
+    }
+    const rt = this.rt;
+    const peer = rt.lookup(ip.dst);
+    if (peer < 0) {
+      this.icmpError(buf, off, len, ICMP_DEST_UNREACH, ICMP_NET_UNREACH, 0, toTun, 0, 0);
+      this.drop(DropReason.NO_ROUTE);
+      return -1;
+    }
+    if (len > this.pathMtu && ip.dontFrag) {
+      this.icmpError(buf, off, len, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, this.pathMtu, toTun, 0, 0);
+      this.drop(DropReason.TOO_BIG);
+      return -1;
+    }
+    ip.decrementTtl();
+    // Without DF an oversize packet still goes as one datagram: the kernel
+    // fragments the outer packet and the peer reassembles it.
+    out.push(off, len, rt.peerAddr[peer]!, rt.peerPort[peer]!, peer);
+    return peer;
+  }
+
+  /**
+   * A datagram received from `src`. Queues the inner packet on `toTun` or
+   * drops it (a TTL expiry queues a time-exceeded back to the peer on
+   * `toPeer`). Returns the peer slot or -1.
+   */
+  ingress(buf: Uint8Array, off: number, len: number, cap: number, src: number, srcPort: number,
+    toTun: PacketQueue, toPeer: PacketQueue): number {
+    if (len > cap) {
+      this.drop(DropReason.OVERSIZE_DATAGRAM);
+      return -1;
+    }
+    const ip = this.ip.reset(buf, off);
+    if (len > 0 && buf[off]! >> 4 === 6) {
+      this.drop(DropReason.NOT_IPV4);
+      return -1;
+    }
+    const bad = ip.check(len);
+    if (bad !== DropReason.NONE) {
+      this.drop(bad);
+      return -1;
+    }
+    if (!ip.verifyChecksum()) {
+      this.drop(DropReason.BAD_CHECKSUM);
+      return -1;
+    }
+    const rt = this.rt;
+    if (rt.peerByAddr(src) < 0) {
+      this.drop(DropReason.UNKNOWN_PEER);
+      return -1;
+    }
+    const peer = rt.lookup(ip.src);
+    if (peer < 0 || rt.peerAddr[peer] !== src) {
+      this.drop(DropReason.SPOOFED_SOURCE);
+      return -1;
+    }
+    if (!rt.isLocal(ip.dst)) {
+      this.drop(DropReason.NOT_FOR_US);
+      return -1;
+    }
+    if (ip.ttl <= 1) {
+      this.icmpError(buf, off, len, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL, 0, toPeer, src, srcPort);
+      this.drop(DropReason.TTL_EXCEEDED);
+      return -1;
+    }
+    ip.decrementTtl();
+    toTun.push(off, len, 0, 0, peer);
+    return peer;
+  }
+
+  /** Writes an ICMP error about the packet at (buf, off, len) from our tunnel address. */
+  private icmpError(buf: Uint8Array, off: number, len: number, type: number, code: number, mtu: number,
+    q: PacketQueue, addr: number, port: number): void {
+    if (q.full || !shouldSendIcmpError(buf, off)) return;
+    const at = this.replies.take();
+    if (at < 0) return;
+    const n = buildIcmpError(buf, at, type, code, mtu, buf, off, len, this.rt.localNet);
+    if (n === 0) return;
+    q.push(at, n, addr, port, -1);
+    this.stats[this.icmpSlot]++;
+  }
+}
