@@ -1,0 +1,16 @@
+{
+  "targets": [
+    {
+      "target_name": "weft",
+      "sources": ["weft.c", "errname.c"],
+      "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
+      "cflags": ["-std=c11", "-Wall", "-Wextra", "-fvisibility=hidden"],
+      "configurations": {
+        "Release": {
+          "cflags!": ["-O3"],
+          "cflags": ["-O2"]
+        }
+      }
+    }
+  ]
+}

@@ -1,0 +1,726 @@
+/*
+ * weft's system-call layer: TUN and UDP in batches, nothing else.
+ *
+ * Shape (after udx-native): flat functions, one per verb; every N-API call
+ * checked with NAPI_CALL; OS errors thrown with the errno name as `code`.
+ * The data-path functions (tunRead, tunWrite, udpRecv, udpSend, pollIn)
+ * never allocate: the caller owns the slab and the offset/length/address
+ * arrays, and the kernel-facing mmsghdr/iovec/sockaddr arrays are
+ * thread-local statics (one set per worker thread, so no locking and no
+ * sharing).
+ *
+ * Argument rule: everything is validated before the first system call, and
+ * the offsets/lengths are copied into thread-local arrays while validating.
+ * The copy matters: offs/lens may be views on the very slab we read packets
+ * into, so a packet could otherwise overwrite an offset we already checked.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <node_api.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <math.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "errname.h"
+
+#define MAX_BATCH 256
+/* The kernel's MAX_TAP_QUEUES. */
+#define MAX_QUEUES 256
+#define TUN_VNET_HDR 1
+/* How long udpSend waits once for room when the socket buffer is full. */
+#define SEND_WAIT_MS 2
+
+static _Thread_local struct mmsghdr tl_msgs[MAX_BATCH];
+static _Thread_local struct iovec tl_iov[MAX_BATCH];
+static _Thread_local struct sockaddr_in tl_sa[MAX_BATCH];
+static _Thread_local uint32_t tl_off[MAX_BATCH];
+static _Thread_local uint32_t tl_len[MAX_BATCH];
+
+/* ---- errors ------------------------------------------------------------ */
+
+/* Turns a failed napi_status into a JS exception unless one is pending. */
+static void throw_napi(napi_env env, const char *expr) {
+  const napi_extended_error_info *info = NULL;
+  /* Must come first: any other N-API call resets the last error. */
+  napi_get_last_error_info(env, &info);
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (pending) return;
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s (%s)",
+           info != NULL && info->error_message != NULL ? info->error_message : "N-API call failed",
+           expr);
+  napi_throw_error(env, "ENAPI", msg);
+}
+
+#define NAPI_CALL(env, call)                                                   \
+  do {                                                                         \
+    if ((call) != napi_ok) {                                                   \
+      throw_napi((env), #call);                                                \
+      return NULL;                                                             \
+    }                                                                          \
+  } while (0)
+
+/* Same, for helpers that report success as bool. */
+#define NAPI_CALL_B(env, call)                                                 \
+  do {                                                                         \
+    if ((call) != napi_ok) {                                                   \
+      throw_napi((env), #call);                                                \
+      return false;                                                            \
+    }                                                                          \
+  } while (0)
+
+/*
+ * Throws Error{code: "EPERM", errno: 1, syscall: "..."} with a Node-style
+ * message "EPERM: Operation not permitted, <syscall>". Error path only.
+ */
+static void throw_errno(napi_env env, int err, const char *syscall) {
+  char namebuf[16];
+  char descbuf[128];
+  char msg[256];
+  const char *code = weft_errno_name(err, namebuf, sizeof namebuf);
+  const char *desc = strerror_r(err, descbuf, sizeof descbuf);
+  snprintf(msg, sizeof msg, "%s: %s, %s", code, desc, syscall);
+
+  napi_value code_v, msg_v, error, errno_v, sys_v;
+  if (napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &code_v) != napi_ok ||
+      napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &msg_v) != napi_ok ||
+      napi_create_error(env, code_v, msg_v, &error) != napi_ok ||
+      napi_create_int32(env, err, &errno_v) != napi_ok ||
+      napi_set_named_property(env, error, "errno", errno_v) != napi_ok ||
+      napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sys_v) != napi_ok ||
+      napi_set_named_property(env, error, "syscall", sys_v) != napi_ok) {
+    napi_throw_error(env, code, msg);
+    return;
+  }
+  napi_throw(env, error);
+}
+
+static void throw_type(napi_env env, const char *name, const char *what) {
+  char msg[160];
+  snprintf(msg, sizeof msg, "%s must be %s", name, what);
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+}
+
+static void throw_range(napi_env env, const char *msg) {
+  napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+}
+
+/* ---- arguments --------------------------------------------------------- */
+
+/* An integral number in [min, max]. */
+static bool arg_int(napi_env env, napi_value v, const char *name, int64_t min, int64_t max,
+                    int64_t *out) {
+  napi_valuetype t;
+  NAPI_CALL_B(env, napi_typeof(env, v, &t));
+  if (t != napi_number) {
+    throw_type(env, name, "a number");
+    return false;
+  }
+  double d;
+  NAPI_CALL_B(env, napi_get_value_double(env, v, &d));
+  if (!(d >= (double)min && d <= (double)max) || d != floor(d)) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "%s must be an integer in %lld..%lld (got %g)", name,
+             (long long)min, (long long)max, d);
+    throw_range(env, msg);
+    return false;
+  }
+  *out = (int64_t)d;
+  return true;
+}
+
+static bool arg_fd(napi_env env, napi_value v, const char *name, int *out) {
+  int64_t x;
+  if (!arg_int(env, v, name, 0, INT32_MAX, &x)) return false;
+  *out = (int)x;
+  return true;
+}
+
+static bool arg_bool(napi_env env, napi_value v, const char *name, bool *out) {
+  napi_valuetype t;
+  NAPI_CALL_B(env, napi_typeof(env, v, &t));
+  if (t != napi_boolean) {
+    throw_type(env, name, "a boolean");
+    return false;
+  }
+  NAPI_CALL_B(env, napi_get_value_bool(env, v, out));
+  return true;
+}
+
+/* A typed array of the given kind; *data already includes its byteOffset. */
+static bool arg_typed(napi_env env, napi_value v, const char *name, napi_typedarray_type want,
+                      const char *want_name, void **data, size_t *length) {
+  bool is_ta = false;
+  NAPI_CALL_B(env, napi_is_typedarray(env, v, &is_ta));
+  napi_typedarray_type type = napi_int8_array;
+  if (is_ta) {
+    NAPI_CALL_B(env, napi_get_typedarray_info(env, v, &type, length, data, NULL, NULL));
+  }
+  if (!is_ta || type != want) {
+    throw_type(env, name, want_name);
+    return false;
+  }
+  /* A detached buffer reports length 0 and data NULL; length 0 is then safe. */
+  if (*data == NULL) *length = 0;
+  return true;
+}
+
+static bool arg_u8(napi_env env, napi_value v, const char *name, uint8_t **data, size_t *len) {
+  return arg_typed(env, v, name, napi_uint8_array, "a Uint8Array", (void **)data, len);
+}
+
+static bool arg_u32(napi_env env, napi_value v, const char *name, uint32_t **data, size_t *len) {
+  return arg_typed(env, v, name, napi_uint32_array, "a Uint32Array", (void **)data, len);
+}
+
+/* A batch size n: 0..MAX_BATCH and no larger than each array it indexes. */
+static bool arg_batch(napi_env env, napi_value v, const char *name, size_t have, uint32_t *out) {
+  int64_t n;
+  if (!arg_int(env, v, name, 0, MAX_BATCH, &n)) return false;
+  if ((size_t)n > have) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "%s (%lld) exceeds the length of an array argument (%zu)", name,
+             (long long)n, have);
+    throw_range(env, msg);
+    return false;
+  }
+  *out = (uint32_t)n;
+  return true;
+}
+
+static size_t min_len(size_t a, size_t b) { return a < b ? a : b; }
+
+/* Copies offs[0..n) into tl_off, checking offs[i] + cap <= slab_len. */
+static bool take_slots_cap(napi_env env, const uint32_t *offs, uint32_t n, uint64_t cap,
+                           size_t slab_len) {
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t off = offs[i];
+    if ((uint64_t)off + cap > slab_len) {
+      char msg[160];
+      snprintf(msg, sizeof msg, "offs[%u] + cap (%u + %llu) is beyond the slab (%zu bytes)", i, off,
+               (unsigned long long)cap, slab_len);
+      throw_range(env, msg);
+      return false;
+    }
+    tl_off[i] = off;
+  }
+  return true;
+}
+
+/* Copies offs/lens[0..n) into tl_off/tl_len, checking offs[i] + lens[i] <= slab_len. */
+static bool take_slots_len(napi_env env, const uint32_t *offs, const uint32_t *lens, uint32_t n,
+                           size_t slab_len) {
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t off = offs[i], len = lens[i];
+    if ((uint64_t)off + len > slab_len) {
+      char msg[160];
+      snprintf(msg, sizeof msg, "offs[%u] + lens[%u] (%u + %u) is beyond the slab (%zu bytes)", i, i,
+               off, len, slab_len);
+      throw_range(env, msg);
+      return false;
+    }
+    tl_off[i] = off;
+    tl_len[i] = len;
+  }
+  return true;
+}
+
+static napi_value make_u32(napi_env env, uint32_t v) {
+  napi_value r;
+  NAPI_CALL(env, napi_create_uint32(env, v, &r));
+  return r;
+}
+
+#define GET_ARGS(n)                                                            \
+  size_t argc = (n);                                                           \
+  napi_value argv[(n)];                                                        \
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL))
+
+/* ---- TUN --------------------------------------------------------------- */
+
+/* tunOpen(name, queues, flags): number[] */
+static napi_value tun_open(napi_env env, napi_callback_info info) {
+  GET_ARGS(3);
+  napi_valuetype t;
+  NAPI_CALL(env, napi_typeof(env, argv[0], &t));
+  if (t != napi_string) {
+    throw_type(env, "name", "a string");
+    return NULL;
+  }
+  char name[64];
+  size_t name_len = 0;
+  NAPI_CALL(env, napi_get_value_string_utf8(env, argv[0], name, sizeof name, &name_len));
+  if (name_len >= IFNAMSIZ) {
+    throw_range(env, "name must be at most 15 bytes (IFNAMSIZ - 1)");
+    return NULL;
+  }
+  int64_t queues, flags;
+  if (!arg_int(env, argv[1], "queues", 1, MAX_QUEUES, &queues)) return NULL;
+  if (!arg_int(env, argv[2], "flags", 0, INT32_MAX, &flags)) return NULL;
+
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  memcpy(ifr.ifr_name, name, name_len);
+  short ifflags = IFF_TUN | IFF_NO_PI | IFF_MULTI_QUEUE;
+  if (flags & TUN_VNET_HDR) ifflags |= IFF_VNET_HDR;
+
+  int fds[MAX_QUEUES];
+  int opened = 0;
+  int err = 0;
+  const char *syscall = NULL;
+  for (int q = 0; q < queues; q++) {
+    int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+      err = errno;
+      syscall = "open /dev/net/tun";
+      goto fail;
+    }
+    fds[opened++] = fd;
+    /* TUNSETIFF writes the real name back (e.g. "tun%d" -> "tun3"), so the
+       later queues attach to the device the first one created. */
+    ifr.ifr_flags = ifflags;
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+      err = errno;
+      syscall = "ioctl TUNSETIFF";
+      goto fail;
+    }
+  }
+
+  napi_value arr;
+  if (napi_create_array_with_length(env, (size_t)opened, &arr) != napi_ok) goto napi_fail;
+  for (int i = 0; i < opened; i++) {
+    napi_value v;
+    if (napi_create_int32(env, fds[i], &v) != napi_ok) goto napi_fail;
+    if (napi_set_element(env, arr, (uint32_t)i, v) != napi_ok) goto napi_fail;
+  }
+  return arr;
+
+napi_fail:
+  throw_napi(env, "tunOpen result");
+  for (int i = 0; i < opened; i++) close(fds[i]);
+  return NULL;
+fail:
+  /* Closing every queue also removes a device we created (not persistent). */
+  for (int i = 0; i < opened; i++) close(fds[i]);
+  throw_errno(env, err, syscall);
+  return NULL;
+}
+
+/* tunName(fd): string */
+static napi_value tun_name(napi_env env, napi_callback_info info) {
+  GET_ARGS(1);
+  int fd;
+  if (!arg_fd(env, argv[0], "fd", &fd)) return NULL;
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  if (ioctl(fd, TUNGETIFF, &ifr) < 0) {
+    throw_errno(env, errno, "ioctl TUNGETIFF");
+    return NULL;
+  }
+  ifr.ifr_name[IFNAMSIZ - 1] = '\0';
+  napi_value r;
+  NAPI_CALL(env, napi_create_string_utf8(env, ifr.ifr_name, NAPI_AUTO_LENGTH, &r));
+  return r;
+}
+
+/* tunRead(fd, slab, offs, cap, lens, max): number */
+static napi_value tun_read(napi_env env, napi_callback_info info) {
+  GET_ARGS(6);
+  int fd;
+  uint8_t *slab;
+  size_t slab_len, offs_n, lens_n;
+  uint32_t *offs, *lens, max;
+  int64_t cap;
+  if (!arg_fd(env, argv[0], "fd", &fd)) return NULL;
+  if (!arg_u8(env, argv[1], "slab", &slab, &slab_len)) return NULL;
+  if (!arg_u32(env, argv[2], "offs", &offs, &offs_n)) return NULL;
+  if (!arg_int(env, argv[3], "cap", 1, UINT32_MAX, &cap)) return NULL;
+  if (!arg_u32(env, argv[4], "lens", &lens, &lens_n)) return NULL;
+  if (!arg_batch(env, argv[5], "max", min_len(offs_n, lens_n), &max)) return NULL;
+  if (!take_slots_cap(env, offs, max, (uint64_t)cap, slab_len)) return NULL;
+
+  uint32_t n = 0;
+  while (n < max) {
+    ssize_t r = read(fd, slab + tl_off[n], (size_t)cap);
+    if (r < 0) {
+      int e = errno;
+      if (e == EINTR) continue;
+      if (e == EAGAIN || e == EWOULDBLOCK) break;
+      /* Return what we have; a persistent error shows again next call. */
+      if (n > 0) break;
+      throw_errno(env, e, "read");
+      return NULL;
+    }
+    if (r == 0) break;
+    lens[n++] = (uint32_t)r;
+  }
+  return make_u32(env, n);
+}
+
+/* tunWrite(fd, slab, offs, lens, count): number accepted */
+static napi_value tun_write(napi_env env, napi_callback_info info) {
+  GET_ARGS(5);
+  int fd;
+  uint8_t *slab;
+  size_t slab_len, offs_n, lens_n;
+  uint32_t *offs, *lens, count;
+  if (!arg_fd(env, argv[0], "fd", &fd)) return NULL;
+  if (!arg_u8(env, argv[1], "slab", &slab, &slab_len)) return NULL;
+  if (!arg_u32(env, argv[2], "offs", &offs, &offs_n)) return NULL;
+  if (!arg_u32(env, argv[3], "lens", &lens, &lens_n)) return NULL;
+  if (!arg_batch(env, argv[4], "count", min_len(offs_n, lens_n), &count)) return NULL;
+  if (!take_slots_len(env, offs, lens, count, slab_len)) return NULL;
+
+  uint32_t accepted = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    for (;;) {
+      ssize_t r = write(fd, slab + tl_off[i], tl_len[i]);
+      if (r >= 0) {
+        accepted++;
+        break;
+      }
+      int e = errno;
+      if (e == EINTR) continue;
+      /* fd-level: every further write would fail the same way. EBADFD is
+         what the TUN driver says once its queue is detached or the device
+         is gone. */
+      if (e == EBADF || e == EFAULT || e == EBADFD) {
+        throw_errno(env, e, "write");
+        return NULL;
+      }
+      /* The kernel refused this packet (EINVAL, EIO, EMSGSIZE) or had no
+         room (EAGAIN, ENOBUFS): the caller counts it as a drop. */
+      break;
+    }
+  }
+  return make_u32(env, accepted);
+}
+
+/* ---- UDP --------------------------------------------------------------- */
+
+/* Root may exceed net.core.[rw]mem_max with the *FORCE options. */
+static int set_buf(int fd, int force_opt, int opt, int val) {
+  if (setsockopt(fd, SOL_SOCKET, force_opt, &val, sizeof val) == 0) return 0;
+  return setsockopt(fd, SOL_SOCKET, opt, &val, sizeof val);
+}
+
+/* udpOpen(addr, port, reusePort, rcvBuf, sndBuf): fd */
+static napi_value udp_open(napi_env env, napi_callback_info info) {
+  GET_ARGS(5);
+  int64_t addr, port, rcv, snd;
+  bool reuse;
+  if (!arg_int(env, argv[0], "addr", 0, UINT32_MAX, &addr)) return NULL;
+  if (!arg_int(env, argv[1], "port", 0, 65535, &port)) return NULL;
+  if (!arg_bool(env, argv[2], "reusePort", &reuse)) return NULL;
+  if (!arg_int(env, argv[3], "rcvBuf", 0, INT32_MAX, &rcv)) return NULL;
+  if (!arg_int(env, argv[4], "sndBuf", 0, INT32_MAX, &snd)) return NULL;
+
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    throw_errno(env, errno, "socket");
+    return NULL;
+  }
+  const char *syscall;
+  int one = 1;
+  if (reuse && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+    syscall = "setsockopt SO_REUSEPORT";
+    goto fail;
+  }
+  if (rcv > 0 && set_buf(fd, SO_RCVBUFFORCE, SO_RCVBUF, (int)rcv) < 0) {
+    syscall = "setsockopt SO_RCVBUF";
+    goto fail;
+  }
+  if (snd > 0 && set_buf(fd, SO_SNDBUFFORCE, SO_SNDBUF, (int)snd) < 0) {
+    syscall = "setsockopt SO_SNDBUF";
+    goto fail;
+  }
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)port);
+  sa.sin_addr.s_addr = htonl((uint32_t)addr);
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    syscall = "bind";
+    goto fail;
+  }
+  napi_value r;
+  if (napi_create_int32(env, fd, &r) != napi_ok) {
+    throw_napi(env, "napi_create_int32");
+    close(fd);
+    return NULL;
+  }
+  return r;
+
+fail: {
+  int e = errno;
+  close(fd);
+  throw_errno(env, e, syscall);
+  return NULL;
+}
+}
+
+/* udpLocalPort(fd): number */
+static napi_value udp_local_port(napi_env env, napi_callback_info info) {
+  GET_ARGS(1);
+  int fd;
+  if (!arg_fd(env, argv[0], "fd", &fd)) return NULL;
+  struct sockaddr_in sa;
+  socklen_t len = sizeof sa;
+  if (getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
+    throw_errno(env, errno, "getsockname");
+    return NULL;
+  }
+  if (len < sizeof sa || sa.sin_family != AF_INET) {
+    throw_errno(env, EAFNOSUPPORT, "getsockname");
+    return NULL;
+  }
+  return make_u32(env, ntohs(sa.sin_port));
+}
+
+/* sockBufSizes(fd): [rcv, snd] as the kernel reports them (twice the request). */
+static napi_value sock_buf_sizes(napi_env env, napi_callback_info info) {
+  GET_ARGS(1);
+  int fd;
+  if (!arg_fd(env, argv[0], "fd", &fd)) return NULL;
+  int rcv = 0, snd = 0;
+  socklen_t len = sizeof rcv;
+  if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, &len) < 0) {
+    throw_errno(env, errno, "getsockopt SO_RCVBUF");
+    return NULL;
+  }
+  len = sizeof snd;
+  if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &snd, &len) < 0) {
+    throw_errno(env, errno, "getsockopt SO_SNDBUF");
+    return NULL;
+  }
+  napi_value arr, a, b;
+  NAPI_CALL(env, napi_create_array_with_length(env, 2, &arr));
+  NAPI_CALL(env, napi_create_int32(env, rcv, &a));
+  NAPI_CALL(env, napi_create_int32(env, snd, &b));
+  NAPI_CALL(env, napi_set_element(env, arr, 0, a));
+  NAPI_CALL(env, napi_set_element(env, arr, 1, b));
+  return arr;
+}
+
+/* udpRecv(fd, slab, offs, cap, lens, addrs, ports, max): number */
+static napi_value udp_recv(napi_env env, napi_callback_info info) {
+  GET_ARGS(8);
+  int fd;
+  uint8_t *slab;
+  size_t slab_len, offs_n, lens_n, addrs_n, ports_n;
+  uint32_t *offs, *lens, *addrs, *ports, max;
+  int64_t cap;
+  if (!arg_fd(env, argv[0], "fd", &fd)) return NULL;
+  if (!arg_u8(env, argv[1], "slab", &slab, &slab_len)) return NULL;
+  if (!arg_u32(env, argv[2], "offs", &offs, &offs_n)) return NULL;
+  if (!arg_int(env, argv[3], "cap", 1, UINT32_MAX, &cap)) return NULL;
+  if (!arg_u32(env, argv[4], "lens", &lens, &lens_n)) return NULL;
+  if (!arg_u32(env, argv[5], "addrs", &addrs, &addrs_n)) return NULL;
+  if (!arg_u32(env, argv[6], "ports", &ports, &ports_n)) return NULL;
+  size_t have = min_len(min_len(offs_n, lens_n), min_len(addrs_n, ports_n));
+  if (!arg_batch(env, argv[7], "max", have, &max)) return NULL;
+  if (!take_slots_cap(env, offs, max, (uint64_t)cap, slab_len)) return NULL;
+  if (max == 0) return make_u32(env, 0);
+
+  for (uint32_t i = 0; i < max; i++) {
+    tl_iov[i].iov_base = slab + tl_off[i];
+    tl_iov[i].iov_len = (size_t)cap;
+    struct msghdr *h = &tl_msgs[i].msg_hdr;
+    h->msg_name = &tl_sa[i];
+    h->msg_namelen = sizeof tl_sa[i];
+    h->msg_iov = &tl_iov[i];
+    h->msg_iovlen = 1;
+    h->msg_control = NULL;
+    h->msg_controllen = 0;
+    h->msg_flags = 0;
+    tl_msgs[i].msg_len = 0;
+  }
+  int r;
+  do {
+    /* MSG_TRUNC: msg_len is the datagram's real length even when it did
+       not fit, so the caller sees truncation as lens[i] > cap. */
+    r = recvmmsg(fd, tl_msgs, max, MSG_DONTWAIT | MSG_TRUNC, NULL);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) {
+    int e = errno;
+    if (e == EAGAIN || e == EWOULDBLOCK) return make_u32(env, 0);
+    throw_errno(env, e, "recvmmsg");
+    return NULL;
+  }
+  for (int i = 0; i < r; i++) {
+    lens[i] = tl_msgs[i].msg_len;
+    if (tl_msgs[i].msg_hdr.msg_namelen >= sizeof(struct sockaddr_in) &&
+        tl_sa[i].sin_family == AF_INET) {
+      addrs[i] = ntohl(tl_sa[i].sin_addr.s_addr);
+      ports[i] = ntohs(tl_sa[i].sin_port);
+    } else {
+      addrs[i] = 0;
+      ports[i] = 0;
+    }
+  }
+  return make_u32(env, (uint32_t)r);
+}
+
+/* udpSend(fd, slab, offs, lens, addrs, ports, count): number sent */
+static napi_value udp_send(napi_env env, napi_callback_info info) {
+  GET_ARGS(7);
+  int fd;
+  uint8_t *slab;
+  size_t slab_len, offs_n, lens_n, addrs_n, ports_n;
+  uint32_t *offs, *lens, *addrs, *ports, count;
+  if (!arg_fd(env, argv[0], "fd", &fd)) return NULL;
+  if (!arg_u8(env, argv[1], "slab", &slab, &slab_len)) return NULL;
+  if (!arg_u32(env, argv[2], "offs", &offs, &offs_n)) return NULL;
+  if (!arg_u32(env, argv[3], "lens", &lens, &lens_n)) return NULL;
+  if (!arg_u32(env, argv[4], "addrs", &addrs, &addrs_n)) return NULL;
+  if (!arg_u32(env, argv[5], "ports", &ports, &ports_n)) return NULL;
+  size_t have = min_len(min_len(offs_n, lens_n), min_len(addrs_n, ports_n));
+  if (!arg_batch(env, argv[6], "count", have, &count)) return NULL;
+  if (!take_slots_len(env, offs, lens, count, slab_len)) return NULL;
+
+  for (uint32_t i = 0; i < count; i++) {
+    uint32_t port = ports[i];
+    if (port > 65535) {
+      char msg[96];
+      snprintf(msg, sizeof msg, "ports[%u] must be 0..65535 (got %u)", i, port);
+      throw_range(env, msg);
+      return NULL;
+    }
+    tl_sa[i].sin_family = AF_INET;
+    tl_sa[i].sin_port = htons((uint16_t)port);
+    tl_sa[i].sin_addr.s_addr = htonl(addrs[i]);
+    memset(tl_sa[i].sin_zero, 0, sizeof tl_sa[i].sin_zero);
+    tl_iov[i].iov_base = slab + tl_off[i];
+    tl_iov[i].iov_len = tl_len[i];
+    struct msghdr *h = &tl_msgs[i].msg_hdr;
+    h->msg_name = &tl_sa[i];
+    h->msg_namelen = sizeof tl_sa[i];
+    h->msg_iov = &tl_iov[i];
+    h->msg_iovlen = 1;
+    h->msg_control = NULL;
+    h->msg_controllen = 0;
+    h->msg_flags = 0;
+  }
+
+  uint32_t done = 0, sent = 0;
+  bool waited = false;
+  while (done < count) {
+    int r = sendmmsg(fd, tl_msgs + done, count - done, MSG_DONTWAIT);
+    if (r > 0) {
+      done += (uint32_t)r;
+      sent += (uint32_t)r;
+      continue;
+    }
+    if (r == 0) break;
+    int e = errno;
+    if (e == EINTR) continue;
+    if (e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS) {
+      /* Wait once, briefly, for room; a worker must not stall on a full
+         socket, so after that the rest of the batch is the caller's drop. */
+      if (waited) break;
+      waited = true;
+      struct pollfd p = {.fd = fd, .events = POLLOUT, .revents = 0};
+      if (poll(&p, 1, SEND_WAIT_MS) > 0 && (p.revents & POLLOUT)) continue;
+      break;
+    }
+    if (e == EBADF || e == ENOTSOCK || e == EFAULT) {
+      throw_errno(env, e, "sendmmsg");
+      return NULL;
+    }
+    /* sendmmsg stopped at message `done` and the retry failed on it alone
+       (EMSGSIZE, ENETUNREACH, EHOSTUNREACH, EPERM, EINVAL, ...): skip it. */
+    done++;
+  }
+  return make_u32(env, sent);
+}
+
+/* ---- misc -------------------------------------------------------------- */
+
+#define POLL_READY (POLLIN | POLLERR | POLLHUP | POLLNVAL)
+
+/* pollIn(fdA, fdB, timeoutMs): 1 = A readable, 2 = B readable, 0 = timeout */
+static napi_value poll_in(napi_env env, napi_callback_info info) {
+  GET_ARGS(3);
+  int64_t a, b, timeout;
+  if (!arg_int(env, argv[0], "fdA", 0, INT32_MAX, &a)) return NULL;
+  if (!arg_int(env, argv[1], "fdB", -1, INT32_MAX, &b)) return NULL;
+  if (!arg_int(env, argv[2], "timeoutMs", -1, INT32_MAX, &timeout)) return NULL;
+  struct pollfd p[2] = {
+      {.fd = (int)a, .events = POLLIN, .revents = 0},
+      {.fd = (int)b, .events = POLLIN, .revents = 0},
+  };
+  int r = poll(p, b >= 0 ? 2 : 1, (int)timeout);
+  if (r < 0) {
+    if (errno == EINTR) return make_u32(env, 0);
+    throw_errno(env, errno, "poll");
+    return NULL;
+  }
+  /* Errors and hang-ups count as readable so the next read reports them. */
+  uint32_t mask = 0;
+  if (p[0].revents & POLL_READY) mask |= 1;
+  if (b >= 0 && (p[1].revents & POLL_READY)) mask |= 2;
+  return make_u32(env, mask);
+}
+
+/* close(fd) */
+static napi_value close_fd(napi_env env, napi_callback_info info) {
+  GET_ARGS(1);
+  int fd;
+  if (!arg_fd(env, argv[0], "fd", &fd)) return NULL;
+  /* On Linux the fd is released even when close() reports EINTR. */
+  if (close(fd) < 0 && errno != EINTR) {
+    throw_errno(env, errno, "close");
+    return NULL;
+  }
+  return NULL;
+}
+
+/* ---- init -------------------------------------------------------------- */
+
+static const struct {
+  const char *name;
+  napi_callback fn;
+} exported[] = {
+    {"tunOpen", tun_open},       {"tunName", tun_name},
+    {"tunRead", tun_read},       {"tunWrite", tun_write},
+    {"udpOpen", udp_open},       {"udpLocalPort", udp_local_port},
+    {"sockBufSizes", sock_buf_sizes}, {"udpRecv", udp_recv},
+    {"udpSend", udp_send},       {"pollIn", poll_in},
+    {"close", close_fd},
+};
+
+static bool set_const(napi_env env, napi_value exports, const char *name, int32_t v) {
+  napi_value val;
+  NAPI_CALL_B(env, napi_create_int32(env, v, &val));
+  NAPI_CALL_B(env, napi_set_named_property(env, exports, name, val));
+  return true;
+}
+
+/* Context-aware: each worker thread's environment gets its own exports. */
+NAPI_MODULE_INIT() {
+  for (size_t i = 0; i < sizeof exported / sizeof exported[0]; i++) {
+    napi_value fn;
+    NAPI_CALL(env, napi_create_function(env, exported[i].name, NAPI_AUTO_LENGTH, exported[i].fn,
+                                        NULL, &fn));
+    NAPI_CALL(env, napi_set_named_property(env, exports, exported[i].name, fn));
+  }
+  if (!set_const(env, exports, "MAX_BATCH", MAX_BATCH)) return NULL;
+  if (!set_const(env, exports, "TUN_VNET_HDR", TUN_VNET_HDR)) return NULL;
+  return exports;
+}

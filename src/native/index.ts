@@ -1,0 +1,162 @@
+/**
+ * The only loader of the C addon (native/build/Release/weft.node). Every
+ * other module imports `native` from here; nothing else calls require().
+ *
+ * Importing this module never throws: when the addon is missing, `native`
+ * is a stand-in whose every member throws WeftError('ENATIVE') with the
+ * fix, so tools that never touch the data path (config checks, --version)
+ * still run. The daemon calls `requireNative()` at start to fail early.
+ *
+ * Conventions of the addon (native/weft.c):
+ * - fds are plain numbers; addresses are uint32 host order (src/wire/ipv4-addr.ts).
+ * - Batch calls take caller-owned typed arrays and return a count; offsets
+ *   are byte offsets from the start of `slab` (a Uint8Array, which may be a
+ *   view at a non-zero byteOffset). At most MAX_BATCH packets per call.
+ * - Bad arguments throw TypeError (code ERR_INVALID_ARG_TYPE) or RangeError
+ *   (ERR_OUT_OF_RANGE) before any system call; OS errors throw a
+ *   NativeError with the errno name as `code` ('EPERM', 'EADDRINUSE').
+ * - Loadable from worker_threads (context-aware); the addon's scratch
+ *   arrays are per thread, so each worker calls it independently.
+ */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { WeftError } from '../errors.js';
+
+/** An OS error from the addon: `code` is the errno name. */
+export interface NativeError extends Error {
+  code: string;
+  /** Positive errno value (Linux numbering). */
+  errno?: number;
+  /** The failing call, e.g. "ioctl TUNSETIFF", "bind", "recvmmsg". */
+  syscall?: string;
+}
+
+export function isNativeError(e: unknown, code?: string): e is NativeError {
+  return e instanceof Error && typeof (e as { code?: unknown }).code === 'string' &&
+    (code === undefined || (e as NativeError).code === code);
+}
+
+/** pollIn result bits. */
+export const POLL_A = 1;
+export const POLL_B = 2;
+
+export interface NativeBinding {
+  /** Largest `max`/`count` a batch call accepts. */
+  readonly MAX_BATCH: number;
+  /** tunOpen flag: also IFF_VNET_HDR (reserved for the offload path). */
+  readonly TUN_VNET_HDR: number;
+
+  /**
+   * Opens `queues` fds on one TUN device (IFF_TUN|IFF_NO_PI|IFF_MULTI_QUEUE,
+   * O_NONBLOCK|O_CLOEXEC). '' lets the kernel pick the name. On failure
+   * closes what it opened and throws.
+   */
+  tunOpen(name: string, queues: number, flags: number): number[];
+  /** Interface name behind a TUN fd (TUNGETIFF). */
+  tunName(fd: number): string;
+  /**
+   * Reads up to `max` packets; packet i goes to slab[offs[i] ..
+   * offs[i]+cap), lens[i] = its length. Returns the count (0 = nothing
+   * pending). Throws only when the first read fails with a real error.
+   */
+  tunRead(fd: number, slab: Uint8Array, offs: Uint32Array, cap: number, lens: Uint32Array,
+    max: number): number;
+  /**
+   * Writes `count` packets; returns how many the kernel accepted. Rejected
+   * (EINVAL, EIO, ...) and no-room (EAGAIN, ENOBUFS) packets are skipped:
+   * count - result = drops. Throws on EBADF/EBADFD/EFAULT.
+   */
+  tunWrite(fd: number, slab: Uint8Array, offs: Uint32Array, lens: Uint32Array,
+    count: number): number;
+
+  /**
+   * AF_INET UDP socket, non-blocking, bound to addr:port (0 = any). Buffer
+   * sizes of 0 keep the kernel default; others use SO_*BUFFORCE when
+   * permitted (root), else SO_*BUF.
+   */
+  udpOpen(addr: number, port: number, reusePort: boolean, rcvBuf: number,
+    sndBuf: number): number;
+  udpLocalPort(fd: number): number;
+  /** [SO_RCVBUF, SO_SNDBUF] as the kernel reports them (twice the request). */
+  sockBufSizes(fd: number): [rcv: number, snd: number];
+  /**
+   * recvmmsg. lens[i] is the datagram's real length: lens[i] > cap means it
+   * was truncated. addrs/ports = source. Returns the count (0 = none).
+   */
+  udpRecv(fd: number, slab: Uint8Array, offs: Uint32Array, cap: number, lens: Uint32Array,
+    addrs: Uint32Array, ports: Uint32Array, max: number): number;
+  /**
+   * sendmmsg to addrs[i]:ports[i]. A message the kernel refuses alone
+   * (EMSGSIZE, ENETUNREACH, EINVAL, ...) is skipped; on a full socket it
+   * waits 2 ms once, then gives up on the rest. Returns how many were sent.
+   */
+  udpSend(fd: number, slab: Uint8Array, offs: Uint32Array, lens: Uint32Array,
+    addrs: Uint32Array, ports: Uint32Array, count: number): number;
+
+  /**
+   * poll() for POLLIN on fdA and fdB (-1 = none). Returns POLL_A | POLL_B
+   * bits, 0 on timeout or EINTR. Errors/hang-ups count as readable.
+   */
+  pollIn(fdA: number, fdB: number, timeoutMs: number): number;
+  close(fd: number): void;
+}
+
+const FUNCTIONS = [
+  'tunOpen', 'tunName', 'tunRead', 'tunWrite', 'udpOpen', 'udpLocalPort', 'sockBufSizes',
+  'udpRecv', 'udpSend', 'pollIn', 'close',
+] as const;
+const CONSTANTS = ['MAX_BATCH', 'TUN_VNET_HDR'] as const;
+
+/** From dist/src/native/ (compiled) the addon is three levels up. */
+export function nativePath(): string {
+  const env = process.env.WEFT_NATIVE_PATH;
+  if (env !== undefined && env !== '') return env;
+  return fileURLToPath(new URL('../../../native/build/Release/weft.node', import.meta.url));
+}
+
+function loadError(path: string, cause: unknown): WeftError {
+  const why = cause instanceof Error ? cause.message.split('\n')[0] : String(cause);
+  return new WeftError('ENATIVE',
+    `weft's native addon could not be loaded from ${path} (${why}). ` +
+    'Build it with `npm ci` (or `node scripts/build-native.mjs`); building needs ' +
+    'g++ (or gcc), make and python3, plus the Node.js headers. ' +
+    'Set WEFT_NATIVE_PATH to use an addon built elsewhere.', { cause });
+}
+
+function unavailable(make: () => WeftError): NativeBinding {
+  const fail = (): never => { throw make(); };
+  const stub: Record<string, unknown> = {};
+  for (const k of FUNCTIONS) stub[k] = fail;
+  for (const k of CONSTANTS) Object.defineProperty(stub, k, { get: fail, enumerable: true });
+  return stub as unknown as NativeBinding;
+}
+
+function load(): { binding: NativeBinding; error: WeftError | undefined } {
+  const path = nativePath();
+  try {
+    const binding = createRequire(import.meta.url)(path) as NativeBinding;
+    for (const k of FUNCTIONS) {
+      if (typeof binding[k] !== 'function') {
+        throw new Error(`the addon has no function ${k}; it is stale, rebuild it`);
+      }
+    }
+    return { binding, error: undefined };
+  } catch (cause) {
+    const error = loadError(path, cause);
+    return { binding: unavailable(() => loadError(path, cause)), error };
+  }
+}
+
+const loaded = load();
+
+/** The addon. Hot loops may destructure it once: `const { tunRead } = native`. */
+export const native: NativeBinding = loaded.binding;
+
+/** Why the addon did not load, or undefined when it did. */
+export const nativeLoadError: WeftError | undefined = loaded.error;
+
+/** Throws WeftError('ENATIVE') unless the addon loaded. */
+export function requireNative(): NativeBinding {
+  if (nativeLoadError !== undefined) throw nativeLoadError;
+  return native;
+}

@@ -1,0 +1,276 @@
+/**
+ * Runs inside a test-created network namespace (see native.test.ts):
+ * `node child-net.js <scenario>`. Does the TUN/UDP work with the addon and
+ * prints one JSON line of results for the parent test to assert on.
+ */
+import { execFileSync } from 'node:child_process';
+import dgram from 'node:dgram';
+import { writeFileSync } from 'node:fs';
+import { native } from '../../src/native/index.js';
+import { echoRequest, ip4, summarize, udpPacket, type Ipv4Summary } from './packets.js';
+
+const LO = ip4(127, 0, 0, 1);
+const TUN_ADDR = ip4(10, 99, 0, 1);
+const PEER = ip4(10, 99, 0, 2);
+
+function sh(cmd: string): void {
+  const [file, ...args] = cmd.split(' ');
+  execFileSync(file as string, args, { stdio: ['ignore', 'ignore', 'pipe'], timeout: 5000 });
+}
+
+function errInfo(f: () => unknown): Record<string, unknown> {
+  try {
+    return { threw: false, value: f() as unknown };
+  } catch (e) {
+    const x = e as Error & { code?: string; errno?: number; syscall?: string };
+    return { threw: true, name: x.name, code: x.code, errno: x.errno, syscall: x.syscall,
+      message: x.message };
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function scenarioTun(): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  const fds = native.tunOpen('wt0', 2, 0);
+  out.fds = fds.length;
+  out.names = fds.map((fd) => native.tunName(fd));
+  // A TUN gets an IPv6 link-local address and would emit router
+  // solicitations; keep the device quiet so reads see only our traffic.
+  try { writeFileSync('/proc/sys/net/ipv6/conf/wt0/disable_ipv6', '1'); } catch { /* no IPv6 */ }
+  sh('ip addr add 10.99.0.1/24 dev wt0');
+  sh('ip link set wt0 up');
+
+  const slab = new Uint8Array(64 * 2048);
+  const offs = new Uint32Array(64);
+  for (let i = 0; i < 64; i++) offs[i] = i * 2048;
+  const lens = new Uint32Array(64);
+  const fdA = fds[0] as number;
+  const fdB = fds[1] as number;
+
+  /** Reads both queues until `want` packets match or 2 s pass. */
+  function collect(match: (s: Ipv4Summary) => boolean, want: number):
+  { got: Array<Ipv4Summary & { queue: number; len: number }>; batchMax: number; others: number } {
+    const got: Array<Ipv4Summary & { queue: number; len: number }> = [];
+    let batchMax = 0;
+    let others = 0;
+    const deadline = Date.now() + 2000;
+    while (got.length < want && Date.now() < deadline) {
+      const ready = native.pollIn(fdA, fdB, 200);
+      for (const [bit, fd, queue] of [[1, fdA, 0], [2, fdB, 1]] as const) {
+        if ((ready & bit) === 0) continue;
+        const n = native.tunRead(fd, slab, offs, 2048, lens, 64);
+        batchMax = Math.max(batchMax, n);
+        for (let i = 0; i < n; i++) {
+          const s = summarize(slab, offs[i]!, lens[i]!);
+          if (match(s)) got.push({ ...s, queue, len: lens[i]! });
+          else others++;
+        }
+      }
+    }
+    return { got, batchMax, others };
+  }
+
+  // Kernel -> TUN: three datagrams of one flow (so one queue) to the peer.
+  const sock = dgram.createSocket('udp4');
+  await new Promise<void>((r) => sock.bind(0, '10.99.0.1', r));
+  for (let i = 0; i < 3; i++) {
+    await new Promise<void>((r, j) => sock.send(`to-peer-${i}`, 9999, '10.99.0.2',
+      (e) => (e ? j(e) : r())));
+  }
+  const toPeer = collect((s) => s.version === 4 && s.dst === PEER && s.dport === 9999, 3);
+  sock.close();
+  out.toPeer = toPeer;
+
+  // Nothing left: a read returns 0 (EAGAIN), never blocks.
+  out.emptyReads = [native.tunRead(fdA, slab, offs, 2048, lens, 64),
+    native.tunRead(fdB, slab, offs, 2048, lens, 64)];
+
+  // TUN -> kernel: [udp, garbage, udp] → 2 accepted, both delivered.
+  const rx = dgram.createSocket('udp4');
+  await new Promise<void>((r) => rx.bind(9998, '10.99.0.1', r));
+  const received: Array<{ msg: string; from: string; port: number }> = [];
+  rx.on('message', (m, ri) => received.push({ msg: m.toString(), from: ri.address, port: ri.port }));
+  const wslab = new Uint8Array(4096).fill(0xa5);
+  const woffs = new Uint32Array([0, 1024, 2048]);
+  const wlens = new Uint32Array(3);
+  wlens[0] = udpPacket(wslab, 0, PEER, 7777, TUN_ADDR, 9998, Buffer.from('hello-tun-0'));
+  wslab.fill(0, 1024, 1024 + 40); // version nibble 0: the TUN driver refuses it (EINVAL)
+  wlens[1] = 40;
+  wlens[2] = udpPacket(wslab, 2048, PEER, 7777, TUN_ADDR, 9998, Buffer.from('hello-tun-1'));
+  out.writeAccepted = native.tunWrite(fdA, wslab, woffs, wlens, 3);
+  for (let t = 0; t < 40 && received.length < 2; t++) await sleep(50);
+  rx.close();
+  out.received = received;
+
+  // ICMP echo request to our own address: the kernel answers into the TUN.
+  const elen = echoRequest(wslab, 0, PEER, TUN_ADDR, 0x4242, 1, Buffer.from('ping-weft'));
+  out.echoWritten = native.tunWrite(fdB, wslab, new Uint32Array([0]), new Uint32Array([elen]), 1);
+  out.echoReply = collect((s) => s.version === 4 && s.proto === 1 && s.icmpId === 0x4242, 1);
+
+  for (const fd of fds) native.close(fd);
+  let gone = false;
+  try { sh('ip link show wt0'); } catch { gone = true; }
+  out.goneAfterClose = gone;
+  return out;
+}
+
+function scenarioTunErrors(): Record<string, unknown> {
+  // A single-queue persistent TUN (what `ip tuntap` or an old flanneld leaves).
+  sh('ip tuntap add dev wt1 mode tun');
+  const out: Record<string, unknown> = {};
+  out.existingSingleQueue = errInfo(() => native.tunOpen('wt1', 2, 0));
+  // A failed multi-queue open must not leave fds behind: open/close works after.
+  const fds = native.tunOpen('wt2', 3, native.TUN_VNET_HDR);
+  out.vnetOpened = fds.length;
+  out.vnetName = native.tunName(fds[2] as number);
+  for (const fd of fds) native.close(fd);
+  out.kernelNamed = (() => {
+    const f = native.tunOpen('', 1, 0);
+    const name = native.tunName(f[0] as number);
+    native.close(f[0] as number);
+    return name;
+  })();
+  return out;
+}
+
+function scenarioUdpReuse(): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const a = native.udpOpen(LO, 40000, true, 0, 0);
+  const b = errInfo(() => native.udpOpen(LO, 40000, true, 0, 0));
+  out.reuseBoth = b;
+  out.portA = native.udpLocalPort(a);
+  const c = native.udpOpen(LO, 40001, false, 0, 0);
+  out.noReuseSecond = errInfo(() => native.udpOpen(LO, 40001, false, 0, 0));
+  out.noReuseOnReused = errInfo(() => native.udpOpen(LO, 40000, false, 0, 0));
+  out.notLocal = errInfo(() => native.udpOpen(ip4(10, 1, 2, 3), 40002, false, 0, 0));
+  native.close(a);
+  native.close(c);
+  if (!(b.threw as boolean)) native.close(b.value as number);
+  return out;
+}
+
+function scenarioUdpBatch(): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const r = native.udpOpen(LO, 0, false, 4 << 20, 4 << 20);
+  const s = native.udpOpen(LO, 0, false, 0, 0);
+  out.bufSizes = native.sockBufSizes(r);
+  const rport = native.udpLocalPort(r);
+  const sport = native.udpLocalPort(s);
+  out.sport = sport;
+
+  // Send slab: a view at a non-zero byteOffset to prove offsets are relative.
+  const N = 64;
+  const CAP = 512;
+  const sab = new ArrayBuffer(16 + N * 1024);
+  const sslab = new Uint8Array(sab, 16, N * 1024);
+  const soffs = new Uint32Array(N);
+  const slens = new Uint32Array(N);
+  const addrs = new Uint32Array(N).fill(LO);
+  const ports = new Uint32Array(N).fill(rport);
+  for (let i = 0; i < N; i++) {
+    soffs[i] = i * 1024;
+    slens[i] = i === N - 1 ? 1000 : 20 + i * 7; // the last one is > CAP
+    for (let j = 0; j < slens[i]!; j++) sslab[soffs[i]! + j] = j === 0 ? i : (i * 31 + j) & 255;
+  }
+  out.sent = native.udpSend(s, sslab, soffs, slens, addrs, ports, N);
+
+  const rslab = new Uint8Array(N * 1024).fill(0xa5);
+  const roffs = new Uint32Array(N);
+  for (let i = 0; i < N; i++) roffs[i] = i * 1024;
+  const rlens = new Uint32Array(N);
+  const raddrs = new Uint32Array(N);
+  const rports = new Uint32Array(N);
+  const seen = new Map<number, { len: number; ok: boolean; addr: number; port: number }>();
+  const calls: number[] = [];
+  const deadline = Date.now() + 2000;
+  let guardOk = true;
+  while (seen.size < N && Date.now() < deadline) {
+    if (native.pollIn(r, -1, 200) === 0) continue;
+    const n = native.udpRecv(r, rslab, roffs, CAP, rlens, raddrs, rports, N);
+    calls.push(n);
+    for (let i = 0; i < n; i++) {
+      const o = roffs[i]!;
+      const id = rslab[o]!;
+      const len = rlens[i]!;
+      let ok = len === (id === N - 1 ? 1000 : 20 + id * 7);
+      for (let j = 1; j < Math.min(len, CAP); j++) if (rslab[o + j] !== ((id * 31 + j) & 255)) ok = false;
+      // Bytes past cap in each slot must be untouched.
+      for (let j = CAP; j < 1024; j++) if (rslab[o + j] !== 0xa5) guardOk = false;
+      seen.set(id, { len, ok, addr: raddrs[i]!, port: rports[i]! });
+    }
+  }
+  out.calls = calls;
+  out.received = seen.size;
+  out.allOk = [...seen.values()].every((v) => v.ok);
+  out.allFrom = [...seen.values()].every((v) => v.addr === LO && v.port === sport);
+  out.bigLen = seen.get(N - 1)?.len ?? -1;
+  out.cap = CAP;
+  out.guardOk = guardOk;
+  out.emptyRecv = native.udpRecv(r, rslab, roffs, CAP, rlens, raddrs, rports, N);
+
+  // Per-message failures are skipped, the rest still go out:
+  // [ok, 70000 B (EMSGSIZE), ok, port 0 (EINVAL), unroutable (ENETUNREACH), ok].
+  const big = new Uint8Array(70_000 + 4096);
+  const k = new Uint32Array([0, 4096, 0, 0, 0, 0]);
+  const kl = new Uint32Array([5, 70_000, 6, 7, 8, 9]);
+  const ka = new Uint32Array([LO, LO, LO, LO, ip4(10, 1, 2, 3), LO]);
+  const kp = new Uint32Array([rport, rport, rport, 0, rport, rport]);
+  big[0] = 200;
+  out.skipSent = native.udpSend(s, big, k, kl, ka, kp, 6);
+  native.pollIn(r, -1, 500);
+  const m = native.udpRecv(r, rslab, roffs, CAP, rlens, raddrs, rports, N);
+  out.skipReceivedLens = Array.from(rlens.subarray(0, m));
+
+  native.close(r);
+  native.close(s);
+  return out;
+}
+
+function scenarioPoll(): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const r = native.udpOpen(LO, 0, false, 0, 0);
+  const s = native.udpOpen(LO, 0, false, 0, 0);
+  let t0 = performance.now();
+  out.timeoutResult = native.pollIn(r, s, 150);
+  out.timeoutMs = performance.now() - t0;
+  t0 = performance.now();
+  out.zeroResult = native.pollIn(r, -1, 0);
+  out.zeroMs = performance.now() - t0;
+
+  const slab = new Uint8Array(16);
+  const one = new Uint32Array([0]);
+  const four = new Uint32Array([4]);
+  native.udpSend(s, slab, one, four, new Uint32Array([LO]),
+    new Uint32Array([native.udpLocalPort(r)]), 1);
+  out.bReady = native.pollIn(s, r, 1000);
+  out.aReady = native.pollIn(r, s, 1000);
+
+  native.close(r);
+  // A closed fd polls as "readable" (POLLNVAL) so the next read reports it.
+  out.closedPoll = native.pollIn(r, -1, 0);
+  out.closeTwice = errInfo(() => native.close(r));
+  out.readClosed = errInfo(() => native.tunRead(r, slab, one, 4, new Uint32Array(1), 1));
+  out.recvClosed = errInfo(() => native.udpRecv(r, slab, one, 4, new Uint32Array(1),
+    new Uint32Array(1), new Uint32Array(1), 1));
+  out.portClosed = errInfo(() => native.udpLocalPort(r));
+  out.tunNameOnSocket = errInfo(() => native.tunName(s));
+  native.close(s);
+  return out;
+}
+
+const scenarios: Record<string, () => Promise<Record<string, unknown>> | Record<string, unknown>> = {
+  tun: scenarioTun,
+  'tun-errors': scenarioTunErrors,
+  'udp-reuse': scenarioUdpReuse,
+  'udp-batch': scenarioUdpBatch,
+  poll: scenarioPoll,
+};
+
+const name = process.argv[2] ?? '';
+const run = scenarios[name];
+if (run === undefined) {
+  console.error(`unknown scenario "${name}"`);
+  process.exit(2);
+}
+console.log(JSON.stringify(await run()));
