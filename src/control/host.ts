@@ -22,6 +22,10 @@ export async function configureTun(s: TunSetup): Promise<void> {
   // The udp backend carries IPv4 only; without this the kernel would send
   // router solicitations and MLD reports into the TUN, counted as drops.
   await writeFile(`/proc/sys/net/ipv6/conf/${s.name}/disable_ipv6`, '1').catch(() => undefined);
+  // weft's ICMP errors (net-unreachable, frag-needed, time-exceeded) come
+  // from the tunnel address, which is local to this host; without
+  // accept_local the kernel drops them as martians before they reach the pod.
+  await writeFile(`/proc/sys/net/ipv4/conf/${s.name}/accept_local`, '1');
   await ip(['link', 'set', 'dev', s.name, 'mtu', String(s.mtu), 'txqueuelen', String(s.txQueueLen)]);
   await ip(['addr', 'replace', `${formatIpv4(s.lease.addr)}/32`, 'dev', s.name]);
   await ip(['link', 'set', 'dev', s.name, 'up']);

@@ -14,7 +14,7 @@ import { DropReason } from '../wire/drop-reason.js';
 import { Ipv4Header } from '../wire/ipv4.js';
 import { buildIcmpError, shouldSendIcmpError } from '../wire/icmp.js';
 import {
-  ICMP_DEST_UNREACH, ICMP_EXC_TTL, ICMP_FRAG_NEEDED, ICMP_NET_UNREACH, ICMP_TIME_EXCEEDED,
+  ICMP_DEST_UNREACH, ICMP_EXC_TTL, IPPROTO_ICMP, ICMP_FRAG_NEEDED, ICMP_NET_UNREACH, ICMP_TIME_EXCEEDED,
 } from '../wire/constants.js';
 import type { RouteTableReader } from '../route-table/index.js';
 import type { PacketQueue, ReplyArea } from './queue.js';
@@ -72,7 +72,10 @@ export class FlannelUdpPath {
     const rt = this.rt;
     const peer = rt.lookup(ip.dst);
     if (peer < 0) {
-      this.icmpError(buf, off, len, ICMP_DEST_UNREACH, ICMP_NET_UNREACH, 0, toTun, 0, 0);
+      // flannel never answers an ICMP packet with net-unreachable; weft keeps that.
+      if (ip.protocol !== IPPROTO_ICMP) {
+        this.icmpError(buf, off, len, ICMP_DEST_UNREACH, ICMP_NET_UNREACH, 0, toTun, 0, 0);
+      }
       this.drop(DropReason.NO_ROUTE);
       return -1;
     }
@@ -140,7 +143,7 @@ export class FlannelUdpPath {
   /** Writes an ICMP error about the packet at (buf, off, len) from our tunnel address. */
   private icmpError(buf: Uint8Array, off: number, len: number, type: number, code: number, mtu: number,
     q: PacketQueue, addr: number, port: number): void {
-    if (q.full || !shouldSendIcmpError(buf, off)) return;
+    if (q.full || !shouldSendIcmpError(buf, off, len)) return;
     const at = this.replies.take();
     if (at < 0) return;
     const n = buildIcmpError(buf, at, type, code, mtu, buf, off, len, this.rt.localNet);
