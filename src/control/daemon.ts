@@ -23,7 +23,7 @@ import type { LeaseStore, PeerEvent } from '../subnet/store.js';
 import { RouteTableWriter } from '../route-table/index.js';
 import { openTun, closeTun } from '../tun/tun.js';
 import { openUdp } from '../conn/udp.js';
-import { native } from '../native/index.js';
+import { native, requireNative } from '../native/index.js';
 import { createControlBlock, createStats, MAX_WORKERS, type StatsLayout } from '../dataplane/layout.js';
 import { Supervisor } from '../dataplane/supervisor.js';
 import { configureTun, readSysctl } from './host.js';
@@ -67,6 +67,7 @@ export class Daemon {
 
   async start(): Promise<void> {
     const f = this.flags;
+    requireNative(); // a missing addon is a start-up error, not a worker crash loop
     if (f.kubeSubnetMgr) {
       throw new WeftError('EUNSUPPORTED', '--kube-subnet-mgr is not supported by this weft version yet; '
         + 'use the local lease store (--lease-dir) for now');

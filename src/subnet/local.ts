@@ -118,7 +118,7 @@ export class LocalLeaseStore implements LeaseStore {
       if (errCode(e) === 'ENOENT') {
         throw new WeftError(
           'ECONFIG',
-          `network config ${this.netConfPath} does not exist: create it (net-conf.json, e.g. {"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan"}}) or point --net-config-path at it`,
+          `network config ${this.netConfPath} does not exist: create it (net-conf.json, e.g. {"Network": "10.244.0.0/16", "Backend": {"Type": "udp"}}) or point --net-config-path at it`,
           { cause: e },
         );
       }
