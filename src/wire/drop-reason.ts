@@ -21,12 +21,22 @@ export const DropReason = {
   TUN_WRITE_FAILED: 14,
   UDP_SEND_FAILED: 15,
   FRAGMENT: 16,
+  /** virtio_net_hdr or GSO super-packet that cannot be split (fast path). */
+  BAD_GSO: 17,
+  /** VXLAN: I flag clear or reserved bits in use. */
+  BAD_VXLAN_FLAGS: 18,
+  /** VXLAN: a VNI other than ours. */
+  WRONG_VNI: 19,
+  /** VXLAN: inner Ethernet destination is not our VTEP MAC. */
+  WRONG_DST_MAC: 20,
+  /** VXLAN: inner ethertype is not IPv4. */
+  BAD_ETHERTYPE: 21,
 } as const;
 
 export type DropReason = (typeof DropReason)[keyof typeof DropReason];
 
 /** Size of a per-reason counter array (max value + 1). */
-export const DROP_REASON_COUNT = 17;
+export const DROP_REASON_COUNT = 22;
 
 /** snake_case names indexed by value; used as Prometheus label values. */
 export const DROP_REASON_NAMES: readonly string[] = Object.freeze([
@@ -47,6 +57,11 @@ export const DROP_REASON_NAMES: readonly string[] = Object.freeze([
   'tun_write_failed',
   'udp_send_failed',
   'fragment',
+  'bad_gso',
+  'bad_vxlan_flags',
+  'wrong_vni',
+  'wrong_dst_mac',
+  'bad_ethertype',
 ]);
 
 /** One-line human description per reason, indexed by value. */
@@ -68,4 +83,9 @@ export const DROP_REASON_HELP: readonly string[] = Object.freeze([
   'write to the TUN device failed',
   'UDP send to the peer failed',
   'IP fragment that cannot be handled',
+  'offload header or GSO super-packet that cannot be split',
+  'VXLAN header without the I flag or with reserved bits set',
+  'VXLAN network identifier is not ours',
+  'inner Ethernet destination is not our VTEP MAC',
+  'inner ethertype is not IPv4',
 ]);
