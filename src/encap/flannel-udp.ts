@@ -39,6 +39,8 @@ export class FlannelUdpPath {
     private readonly pathMtu: number,
     /** Where ICMP errors are written; one area per batch. */
     private readonly replies: ReplyArea,
+    /** Bytes of virtio_net_hdr in front of each TUN packet (0, or 10 with IFF_VNET_HDR). */
+    private readonly tunHdrLen = 0,
   ) {
     this.stats = counters.stats;
     this.dropBase = counters.dropBase;
@@ -54,6 +56,18 @@ export class FlannelUdpPath {
    * (and may queue an ICMP error on `toTun`). Returns the peer slot or -1.
    */
   egress(buf: Uint8Array, off: number, len: number, out: PacketQueue, toTun: PacketQueue): number {
+    const peer = this.route(buf, off, len, false, toTun);
+    if (peer >= 0) out.push(off, len, this.rt.peerAddr[peer]!, this.rt.peerPort[peer]!, peer);
+    return peer;
+  }
+
+  /**
+   * The checks and the lookup of egress() without queueing, for the fast
+   * path: `gso` marks a super-packet the caller will split into segments
+   * that fit the path MTU, so the DF size check does not apply to it. The
+   * TTL is decremented in the (super-)header, which every segment copies.
+   */
+  route(buf: Uint8Array, off: number, len: number, gso: boolean, toTun: PacketQueue): number {
     const ip = this.ip.reset(buf, off);
     if (len > 0 && buf[off]! >> 4 === 6) {
       this.drop(DropReason.NOT_IPV4);
@@ -65,29 +79,27 @@ export class FlannelUdpPath {
       return -1;
     }
     if (ip.ttl <= 1) {
-      this.icmpError(buf, off, len, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL, 0, toTun, 0, 0);
+      this.icmpError(buf, off, len, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL, 0, toTun, 0, 0, this.tunHdrLen);
       this.drop(DropReason.TTL_EXCEEDED);
       return -1;
     }
-    const rt = this.rt;
-    const peer = rt.lookup(ip.dst);
+    const peer = this.rt.lookup(ip.dst);
     if (peer < 0) {
       // flannel never answers an ICMP packet with net-unreachable; weft keeps that.
       if (ip.protocol !== IPPROTO_ICMP) {
-        this.icmpError(buf, off, len, ICMP_DEST_UNREACH, ICMP_NET_UNREACH, 0, toTun, 0, 0);
+        this.icmpError(buf, off, len, ICMP_DEST_UNREACH, ICMP_NET_UNREACH, 0, toTun, 0, 0, this.tunHdrLen);
       }
       this.drop(DropReason.NO_ROUTE);
       return -1;
     }
-    if (len > this.pathMtu && ip.dontFrag) {
-      this.icmpError(buf, off, len, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, this.pathMtu, toTun, 0, 0);
+    if (!gso && len > this.pathMtu && ip.dontFrag) {
+      this.icmpError(buf, off, len, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, this.pathMtu, toTun, 0, 0, this.tunHdrLen);
       this.drop(DropReason.TOO_BIG);
       return -1;
     }
     ip.decrementTtl();
     // Without DF an oversize packet still goes as one datagram: the kernel
     // fragments the outer packet and the peer reassembles it.
-    out.push(off, len, rt.peerAddr[peer]!, rt.peerPort[peer]!, peer);
     return peer;
   }
 
@@ -131,7 +143,7 @@ export class FlannelUdpPath {
       return -1;
     }
     if (ip.ttl <= 1) {
-      this.icmpError(buf, off, len, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL, 0, toPeer, src, srcPort);
+      this.icmpError(buf, off, len, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL, 0, toPeer, src, srcPort, 0);
       this.drop(DropReason.TTL_EXCEEDED);
       return -1;
     }
@@ -140,15 +152,20 @@ export class FlannelUdpPath {
     return peer;
   }
 
-  /** Writes an ICMP error about the packet at (buf, off, len) from our tunnel address. */
+  /**
+   * Writes an ICMP error about the packet at (buf, off, len) from our tunnel
+   * address; `hdr` bytes of zeroed virtio_net_hdr go in front when the
+   * error is bound for a TUN opened with IFF_VNET_HDR.
+   */
   private icmpError(buf: Uint8Array, off: number, len: number, type: number, code: number, mtu: number,
-    q: PacketQueue, addr: number, port: number): void {
+    q: PacketQueue, addr: number, port: number, hdr: number): void {
     if (q.full || !shouldSendIcmpError(buf, off, len)) return;
     const at = this.replies.take();
     if (at < 0) return;
-    const n = buildIcmpError(buf, at, type, code, mtu, buf, off, len, this.rt.localNet);
+    const n = buildIcmpError(buf, at + hdr, type, code, mtu, buf, off, len, this.rt.localNet);
     if (n === 0) return;
-    q.push(at, n, addr, port, -1);
+    buf.fill(0, at, at + hdr);
+    q.push(at, n + hdr, addr, port, -1);
     this.stats[this.icmpSlot]++;
   }
 }

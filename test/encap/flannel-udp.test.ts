@@ -15,7 +15,7 @@ const POD_A = parseIpv4('10.244.1.2');
 const POD_B = parseIpv4('10.244.2.2');
 const PATH_MTU = 1472;
 
-async function setup() {
+async function setup(tunHdrLen = 0) {
   const w = RouteTableWriter.create({ maxRoutes: 64, maxPeers: 16 });
   w.setLocalSubnet(LOCAL, 24);
   const slot = w.upsertPeer('10.244.2.0/24', { addr: PEER_IP, port: 8285, subnet: PEER_NET, prefixLen: 24 });
@@ -25,7 +25,7 @@ async function setup() {
   const stats = new Float64Array(64);
   const buf = new Uint8Array(128 * 1024);
   const replies = new ReplyArea(96 * 1024, 576, 8);
-  const path = new FlannelUdpPath(rt, { stats, dropBase: 16, icmpSlot: 1 }, PATH_MTU, replies);
+  const path = new FlannelUdpPath(rt, { stats, dropBase: 16, icmpSlot: 1 }, PATH_MTU, replies, tunHdrLen);
   const out = new PacketQueue(8);
   const toTun = new PacketQueue(8);
   return { w, rt, slot, stats, buf, path, out, toTun, replies };
@@ -175,4 +175,26 @@ test('ICMP replies stop when the reply area is full (no overrun)', async () => {
   }
   assert.equal(q.count, replies.slots);
   assert.equal(toTun.count, 0);
+});
+
+test('with a virtio_net_hdr on the TUN, ICMP errors into the TUN carry a zeroed 10-byte header', async () => {
+  const { buf, path, out, toTun } = await setup(10);
+  buf.fill(0xa5, 96 * 1024, 97 * 1024);
+  const len = packet(buf, 0, { src: POD_A, dst: POD_B, ttl: 1 });
+  path.egress(buf, 0, len, out, toTun);
+  assert.equal(toTun.count, 1);
+  const at = toTun.offs[0]!;
+  assert.deepEqual([...buf.subarray(at, at + 10)], new Array(10).fill(0));
+  const r = parseIpv4Packet(buf, at + 10, toTun.lens[0]! - 10);
+  assert.equal(r.dst, POD_A);
+  assert.equal(new IcmpHeader().reset(buf, at + 30).type, 11);
+});
+
+test('route(): a GSO super-packet larger than the path MTU with DF is routed, not refused', async () => {
+  const { buf, path, toTun, slot, stats } = await setup();
+  const len = packet(buf, 0, { src: POD_A, dst: POD_B, len: 30000, df: true });
+  assert.equal(path.route(buf, 0, len, true, toTun), slot);
+  assert.equal(toTun.count, 0);
+  assert.equal(stats.reduce((a, b) => a + b, 0), 0);
+  assert.equal(new Ipv4Header().reset(buf, 0).ttl, 63);
 });
