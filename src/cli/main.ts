@@ -8,8 +8,9 @@ import { formatHelp, parseFlags } from '../config/flags.js';
 import { Daemon, VERSION } from '../control/daemon.js';
 import { runStatus } from './status.js';
 import { runDemo } from './demo.js';
+import { runTop } from './top.js';
 
-const SUBCOMMANDS = ['status', 'demo', 'version', 'help'] as const;
+const SUBCOMMANDS = ['status', 'top', 'demo', 'version', 'help'] as const;
 
 function log(msg: string): void {
   process.stderr.write(`${new Date().toISOString()} weft: ${msg}\n`);
@@ -27,6 +28,8 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       case 'status':
         return await runStatus(argv.slice(1));
+      case 'top':
+        return await runTop(argv.slice(1));
       case 'demo':
         return await runDemo(argv.slice(1));
       default:
@@ -47,6 +50,7 @@ function usage(): string {
 usage:
   weft [flags]            run the daemon (flanneld's flags)
   weft status [--json] [--control-socket PATH]
+  weft top [--interval=S] [--once] [--control-socket PATH]
   weft demo               two hosts in network namespaces, pod-to-pod traffic (root)
   weft version
 

@@ -2,7 +2,7 @@
 import { parseFlags } from '../config/flags.js';
 import { controlRequest } from '../control/control-server.js';
 
-interface Status {
+export interface Status {
   version: string; pid: number; uptimeSeconds: number; tun: string;
   lease: { subnet: string; expiration: string } | null; publicIp: string | null;
   offloads: Record<string, unknown>; routeEpoch: number;

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Testbed, twoHosts, ping, waitReachable, type Pod } from '../../src/testbed/index.js';
-import { attachWeftPod, startWeftNode, weftStatus, type WeftNode } from '../../src/testbed/weft-node.js';
+import { attachWeftPod, startWeftNode, weftStatus, WEFT_BIN, type WeftNode } from '../../src/testbed/weft-node.js';
 import { controlRequest } from '../../src/control/control-server.js';
 import { rootSkip } from '../helpers/root.js';
 
@@ -52,6 +52,17 @@ describe('udp backend, two hosts', { skip: rootSkip(), timeout: 180_000 }, () =>
     assert.equal(ba.received, 5, ba.output);
     const s = await status(0);
     assert.ok(s.totals.udp_tx_packets! >= 5 && s.totals.tun_tx_packets! >= 5, JSON.stringify(s.totals));
+  });
+
+  test('weft top --once shows the peer with a non-zero packet rate during a ping', async () => {
+    const pinging = ping(tb, podA.ns, podB.ip, { count: 30, intervalS: 0.05 });
+    const r = await tb.run(nodes[0]!.host.ns, [process.execPath, WEFT_BIN, 'top', '--once', '--interval=0.5',
+      `--control-socket=${nodes[0]!.controlSocket}`], { timeoutMs: 10_000 });
+    await pinging;
+    const line = r.stdout.split('\n').find((l) => l.startsWith(nodes[1]!.subnet.replace(/\.1\//, '.0/')));
+    assert.ok(line, r.stdout);
+    const txRate = Number(line.trim().split(/\s+/)[2]!.replace(/k$/, 'e3'));
+    assert.ok(txRate > 0, line);
   });
 
   test('TCP transfer of 16 MiB random bytes, SHA-256 equal on both ends', async () => {
