@@ -1,0 +1,204 @@
+/**
+ * Prometheus metrics for /metrics. Nothing here runs per packet: every
+ * value is read at scrape time from the daemon's status snapshot (which
+ * sums the workers' shared counters), once per scrape.
+ *
+ * Counters are prom-client Counters whose collect() resets the series and
+ * adds the current absolute value: the exposition then says `# TYPE …
+ * counter` (so rate() and friends apply), and series of peers that went
+ * away disappear. The worker counters only grow; a value that falls (a
+ * worker slot reused after the daemon restarts) is a counter reset to
+ * Prometheus, which is what it is.
+ *
+ * Batch sizes are not a histogram (that would be per-batch work on the
+ * data path): weft_batches_total{kind} with weft_packets_total gives the
+ * mean batch size, e.g. rate(packets{direction="tun_rx"}) /
+ * rate(batches{kind="tun_read"}).
+ */
+import { Counter, Gauge, Registry } from 'prom-client';
+import { DROP_REASON_NAMES } from '../wire/drop-reason.js';
+
+/** The part of Daemon.status() that the metrics read. */
+export interface MetricsStatus {
+  lease: { subnet: string; expiration: string } | null;
+  offloads: { tunVnetHdr: boolean; udpGso: boolean; udpGro: boolean; path: string };
+  routeEpoch: number;
+  /** Peer routes in the table (RouteTableWriter.routeCount()); absent → the number of peers. */
+  routeCount?: number;
+  workers: { index: number; alive: boolean; restarts: number }[];
+  peers: { subnet: string; publicIp: string; txPackets: number; txBytes: number; rxPackets: number; rxBytes: number }[];
+  /** stats-view totals: tun_rx_packets, udp_tx_bytes, icmp_sent, tun_read_batches, … */
+  totals: Record<string, number>;
+  /** Drop reason name → count. */
+  drops: Record<string, number>;
+}
+
+export type MetricsSource = () => MetricsStatus | Promise<MetricsStatus>;
+
+export interface WeftMetrics {
+  readonly registry: Registry;
+  /** Content type for the HTTP response. */
+  readonly contentType: string;
+  /** Reads the source once and renders the exposition text. */
+  render(): Promise<string>;
+}
+
+const DIRECTIONS = ['tun_rx', 'udp_tx', 'udp_rx', 'tun_tx'] as const;
+const BATCH_KINDS = [['tun_read', 'tun_read_batches'], ['udp_recv', 'udp_recv_batches']] as const;
+
+/** A non-negative finite number (Counter.inc throws on negatives). */
+const nn = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : 0);
+
+export function createMetrics(source: MetricsSource): WeftMetrics {
+  const registry = new Registry();
+  // One status read per scrape, shared by every collector of that scrape;
+  // a direct registry.metrics() (no render()) reads its own.
+  let current: Promise<MetricsStatus> | null = null;
+  const snap = (): Promise<MetricsStatus> => current ?? Promise.resolve(source());
+  const registers = [registry];
+
+  new Counter({
+    name: 'weft_packets_total', help: 'Packets through the data path, by direction (tun_rx: read from the TUN; '
+      + 'udp_tx: datagrams sent to peers; udp_rx: datagrams received; tun_tx: written to the TUN).',
+    labelNames: ['direction'], registers,
+    async collect() {
+      const s = await snap();
+      this.reset();
+      for (const d of DIRECTIONS) this.inc({ direction: d }, nn(s.totals[`${d}_packets`]));
+    },
+  });
+  new Counter({
+    name: 'weft_bytes_total', help: 'Bytes through the data path (inner IP packets), by direction.',
+    labelNames: ['direction'], registers,
+    async collect() {
+      const s = await snap();
+      this.reset();
+      for (const d of DIRECTIONS) this.inc({ direction: d }, nn(s.totals[`${d}_bytes`]));
+    },
+  });
+  new Counter({
+    name: 'weft_peer_packets_total', help: 'Datagrams sent to (udp_tx) and received from (udp_rx) each peer, by peer subnet.',
+    labelNames: ['peer', 'public_ip', 'direction'], registers,
+    async collect() {
+      const s = await snap();
+      this.reset();
+      for (const p of s.peers) {
+        this.inc({ peer: p.subnet, public_ip: p.publicIp, direction: 'udp_tx' }, nn(p.txPackets));
+        this.inc({ peer: p.subnet, public_ip: p.publicIp, direction: 'udp_rx' }, nn(p.rxPackets));
+      }
+    },
+  });
+  new Counter({
+    name: 'weft_peer_bytes_total', help: 'Bytes sent to (udp_tx) and received from (udp_rx) each peer, by peer subnet.',
+    labelNames: ['peer', 'public_ip', 'direction'], registers,
+    async collect() {
+      const s = await snap();
+      this.reset();
+      for (const p of s.peers) {
+        this.inc({ peer: p.subnet, public_ip: p.publicIp, direction: 'udp_tx' }, nn(p.txBytes));
+        this.inc({ peer: p.subnet, public_ip: p.publicIp, direction: 'udp_rx' }, nn(p.rxBytes));
+      }
+    },
+  });
+  new Counter({
+    name: 'weft_drops_total', help: 'Packets dropped by the data path, by reason (every reason is always present).',
+    labelNames: ['reason'], registers,
+    async collect() {
+      const s = await snap();
+      this.reset();
+      for (let r = 1; r < DROP_REASON_NAMES.length; r++) {
+        const name = DROP_REASON_NAMES[r]!;
+        this.inc({ reason: name }, nn(s.drops[name]));
+      }
+    },
+  });
+  new Counter({
+    name: 'weft_batches_total', help: 'Batched I/O calls that returned packets (tun_read, udp_recv); '
+      + 'packets / batches = mean batch size.',
+    labelNames: ['kind'], registers,
+    async collect() {
+      const s = await snap();
+      this.reset();
+      for (const [kind, key] of BATCH_KINDS) this.inc({ kind }, nn(s.totals[key]));
+    },
+  });
+  new Counter({
+    name: 'weft_icmp_sent_total', help: 'ICMP errors weft generated into the TUN (unreachable, time exceeded, frag needed).',
+    registers,
+    async collect() {
+      const s = await snap();
+      this.reset();
+      this.inc(nn(s.totals.icmp_sent));
+    },
+  });
+  new Counter({
+    name: 'weft_worker_restarts_total', help: 'Times each data-path worker was restarted after it died.',
+    labelNames: ['worker'], registers,
+    async collect() {
+      const s = await snap();
+      this.reset();
+      for (const w of s.workers) this.inc({ worker: String(w.index) }, nn(w.restarts));
+    },
+  });
+  new Gauge({
+    name: 'weft_worker_up', help: '1 while the data-path worker runs, 0 while it is down (restarting).',
+    labelNames: ['worker'], registers,
+    async collect() {
+      const s = await snap();
+      this.reset();
+      for (const w of s.workers) this.set({ worker: String(w.index) }, w.alive ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'weft_offload_info', help: 'The packet path in use and which offloads are on (value always 1).',
+    labelNames: ['path', 'tun_vnet_hdr', 'udp_gso', 'udp_gro'], registers,
+    async collect() {
+      const s = await snap();
+      this.reset();
+      const o = s.offloads;
+      this.set({ path: o.path, tun_vnet_hdr: String(o.tunVnetHdr), udp_gso: String(o.udpGso), udp_gro: String(o.udpGro) }, 1);
+    },
+  });
+  new Gauge({
+    name: 'weft_lease_expiration_timestamp_seconds', help: 'When our subnet lease expires (Unix time); absent without a lease.',
+    // The label also keeps the series absent (not 0) without a lease.
+    labelNames: ['subnet'], registers,
+    async collect() {
+      const s = await snap();
+      this.reset();
+      const t = s.lease ? Date.parse(s.lease.expiration) : NaN;
+      if (s.lease && Number.isFinite(t)) this.set({ subnet: s.lease.subnet }, t / 1000);
+    },
+  });
+  new Gauge({
+    name: 'weft_route_table_size', help: 'Routes to peers in the data-path route table (our own subnet is not counted).',
+    registers,
+    async collect() {
+      const s = await snap();
+      this.set(s.routeCount ?? s.peers.length);
+    },
+  });
+  new Gauge({
+    name: 'weft_route_table_epoch', help: 'Route table generation; it grows by one with every committed change.',
+    registers,
+    async collect() {
+      const s = await snap();
+      this.set(nn(s.routeEpoch));
+    },
+  });
+
+  return {
+    registry,
+    contentType: registry.contentType,
+    async render() {
+      const p = Promise.resolve(source());
+      current = p;
+      try {
+        await p;
+        return await registry.metrics();
+      } finally {
+        if (current === p) current = null;
+      }
+    },
+  };
+}
