@@ -12,12 +12,12 @@
  */
 import { DropReason } from '../wire/drop-reason.js';
 import { Ipv4Header } from '../wire/ipv4.js';
-import { buildIcmpError, shouldSendIcmpError } from '../wire/icmp.js';
 import {
   ICMP_DEST_UNREACH, ICMP_EXC_TTL, IPPROTO_ICMP, ICMP_FRAG_NEEDED, ICMP_NET_UNREACH, ICMP_TIME_EXCEEDED,
 } from '../wire/constants.js';
 import type { RouteTableReader } from '../route-table/index.js';
 import type { PacketQueue, ReplyArea } from './queue.js';
+import { acceptFromPeer, checkInnerIpv4, IcmpReplier } from './ipv4-checks.js';
 
 export interface UdpPathCounters {
   /** Float64 counters of this worker; drops at dropBase + reason. */
@@ -30,7 +30,7 @@ export class FlannelUdpPath {
   private readonly ip = new Ipv4Header();
   private readonly stats: Float64Array;
   private readonly dropBase: number;
-  private readonly icmpSlot: number;
+  private readonly icmp: IcmpReplier;
 
   constructor(
     private readonly rt: RouteTableReader,
@@ -38,13 +38,13 @@ export class FlannelUdpPath {
     /** Largest inner packet that fits the underlay in one datagram (underlay MTU − 28). */
     private readonly pathMtu: number,
     /** Where ICMP errors are written; one area per batch. */
-    private readonly replies: ReplyArea,
+    replies: ReplyArea,
     /** Bytes of virtio_net_hdr in front of each TUN packet (0, or 10 with IFF_VNET_HDR). */
     private readonly tunHdrLen = 0,
   ) {
     this.stats = counters.stats;
     this.dropBase = counters.dropBase;
-    this.icmpSlot = counters.icmpSlot;
+    this.icmp = new IcmpReplier(rt, replies, counters.stats, counters.icmpSlot);
   }
 
   private drop(reason: number): void {
@@ -68,18 +68,14 @@ export class FlannelUdpPath {
    * TTL is decremented in the (super-)header, which every segment copies.
    */
   route(buf: Uint8Array, off: number, len: number, gso: boolean, toTun: PacketQueue): number {
-    const ip = this.ip.reset(buf, off);
-    if (len > 0 && buf[off]! >> 4 === 6) {
-      this.drop(DropReason.NOT_IPV4);
-      return -1;
-    }
-    const bad = ip.check(len);
+    const ip = this.ip;
+    const bad = checkInnerIpv4(ip, buf, off, len);
     if (bad !== DropReason.NONE) {
       this.drop(bad);
       return -1;
     }
     if (ip.ttl <= 1) {
-      this.icmpError(buf, off, len, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL, 0, toTun, 0, 0, this.tunHdrLen);
+      this.icmp.send(buf, off, len, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL, 0, toTun, 0, 0, this.tunHdrLen);
       this.drop(DropReason.TTL_EXCEEDED);
       return -1;
     }
@@ -87,13 +83,13 @@ export class FlannelUdpPath {
     if (peer < 0) {
       // flannel never answers an ICMP packet with net-unreachable; weft keeps that.
       if (ip.protocol !== IPPROTO_ICMP) {
-        this.icmpError(buf, off, len, ICMP_DEST_UNREACH, ICMP_NET_UNREACH, 0, toTun, 0, 0, this.tunHdrLen);
+        this.icmp.send(buf, off, len, ICMP_DEST_UNREACH, ICMP_NET_UNREACH, 0, toTun, 0, 0, this.tunHdrLen);
       }
       this.drop(DropReason.NO_ROUTE);
       return -1;
     }
     if (!gso && len > this.pathMtu && ip.dontFrag) {
-      this.icmpError(buf, off, len, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, this.pathMtu, toTun, 0, 0, this.tunHdrLen);
+      this.icmp.send(buf, off, len, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, this.pathMtu, toTun, 0, 0, this.tunHdrLen);
       this.drop(DropReason.TOO_BIG);
       return -1;
     }
@@ -114,58 +110,24 @@ export class FlannelUdpPath {
       this.drop(DropReason.OVERSIZE_DATAGRAM);
       return -1;
     }
-    const ip = this.ip.reset(buf, off);
-    if (len > 0 && buf[off]! >> 4 === 6) {
-      this.drop(DropReason.NOT_IPV4);
-      return -1;
-    }
-    const bad = ip.check(len);
+    const ip = this.ip;
+    const bad = checkInnerIpv4(ip, buf, off, len);
     if (bad !== DropReason.NONE) {
       this.drop(bad);
       return -1;
     }
-    if (!ip.verifyChecksum()) {
-      this.drop(DropReason.BAD_CHECKSUM);
-      return -1;
-    }
-    const rt = this.rt;
-    if (rt.peerByAddr(src) < 0) {
-      this.drop(DropReason.UNKNOWN_PEER);
-      return -1;
-    }
-    const peer = rt.lookup(ip.src);
-    if (peer < 0 || rt.peerAddr[peer] !== src) {
-      this.drop(DropReason.SPOOFED_SOURCE);
-      return -1;
-    }
-    if (!rt.isLocal(ip.dst)) {
-      this.drop(DropReason.NOT_FOR_US);
+    const peer = acceptFromPeer(ip, this.rt, src);
+    if (peer < 0) {
+      this.drop(-peer);
       return -1;
     }
     if (ip.ttl <= 1) {
-      this.icmpError(buf, off, len, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL, 0, toPeer, src, srcPort, 0);
+      this.icmp.send(buf, off, len, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL, 0, toPeer, src, srcPort, 0);
       this.drop(DropReason.TTL_EXCEEDED);
       return -1;
     }
     ip.decrementTtl();
     toTun.push(off, len, 0, 0, peer);
     return peer;
-  }
-
-  /**
-   * Writes an ICMP error about the packet at (buf, off, len) from our tunnel
-   * address; `hdr` bytes of zeroed virtio_net_hdr go in front when the
-   * error is bound for a TUN opened with IFF_VNET_HDR.
-   */
-  private icmpError(buf: Uint8Array, off: number, len: number, type: number, code: number, mtu: number,
-    q: PacketQueue, addr: number, port: number, hdr: number): void {
-    if (q.full || !shouldSendIcmpError(buf, off, len)) return;
-    const at = this.replies.take();
-    if (at < 0) return;
-    const n = buildIcmpError(buf, at + hdr, type, code, mtu, buf, off, len, this.rt.localNet);
-    if (n === 0) return;
-    buf.fill(0, at, at + hdr);
-    q.push(at, n + hdr, addr, port, -1);
-    this.stats[this.icmpSlot]++;
   }
 }

@@ -41,3 +41,20 @@ export const FLANNEL_UDP_OVERHEAD = IPV4_HEADER_MIN + UDP_HEADER_LEN;
  * as fits without the whole error packet exceeding 576 bytes.
  */
 export const ICMP_ERROR_MAX_LEN = 576;
+
+// VXLAN (RFC 7348) and the inner Ethernet II frame it carries.
+/** VXLAN header: flags (1) + reserved (3) + VNI (3) + reserved (1). */
+export const VXLAN_HEADER_LEN = 8;
+/** Ethernet II header without FCS or VLAN tag: dst (6) + src (6) + ethertype (2). */
+export const ETH_HEADER_LEN = 14;
+export const ETH_ADDR_LEN = 6;
+/** IEEE 802 ethertype for IPv4. */
+export const ETHERTYPE_IPV4 = 0x0800;
+/** Largest VNI: the field is 24 bits. */
+export const VXLAN_VNI_MAX = 0xffffff;
+/**
+ * What the kernel's vxlan device adds to each inner IP packet: outer IPv4
+ * (20) + UDP (8) + VXLAN (8) + inner Ethernet (14). flannel sets the device
+ * MTU to the underlay MTU minus this.
+ */
+export const VXLAN_OVERHEAD = IPV4_HEADER_MIN + UDP_HEADER_LEN + VXLAN_HEADER_LEN + ETH_HEADER_LEN;

@@ -1,0 +1,66 @@
+/**
+ * The inner-IPv4 decisions every backend makes, shared so flannel-udp and
+ * vxlan judge a packet the same way (DESIGN.md §1 "weft goes further").
+ * Decisions only: each returns a DropReason (or a peer slot) and never
+ * allocates or throws; the caller counts the drop.
+ */
+import { DropReason } from '../wire/drop-reason.js';
+import type { Ipv4Header } from '../wire/ipv4.js';
+import { buildIcmpError, shouldSendIcmpError } from '../wire/icmp.js';
+import type { RouteTableReader } from '../route-table/index.js';
+import type { PacketQueue, ReplyArea } from './queue.js';
+
+/**
+ * Points `ip` at buf[off] and validates the header of a `len`-byte packet:
+ * NOT_IPV4 for an IPv6 packet (its own reason, so operators see v6 leaking
+ * into a v4 overlay), otherwise Ipv4Header.check().
+ */
+export function checkInnerIpv4(ip: Ipv4Header, buf: Uint8Array, off: number, len: number): DropReason {
+  ip.reset(buf, off);
+  if (len > 0 && buf[off]! >> 4 === 6) return DropReason.NOT_IPV4;
+  return ip.check(len);
+}
+
+/**
+ * Whether an inner packet (header checked by checkInnerIpv4) that arrived
+ * from underlay address `src` may go into our TUN: header checksum good,
+ * `src` a known peer, the inner source inside that peer's subnet, the
+ * destination inside ours. Returns the peer slot (≥ 0) or −reason.
+ */
+export function acceptFromPeer(ip: Ipv4Header, rt: RouteTableReader, src: number): number {
+  if (!ip.verifyChecksum()) return -DropReason.BAD_CHECKSUM;
+  if (rt.peerByAddr(src) < 0) return -DropReason.UNKNOWN_PEER;
+  const peer = rt.lookup(ip.src);
+  if (peer < 0 || rt.peerAddr[peer] !== src) return -DropReason.SPOOFED_SOURCE;
+  if (!rt.isLocal(ip.dst)) return -DropReason.NOT_FOR_US;
+  return peer;
+}
+
+/**
+ * Writes ICMP errors from our tunnel address into the batch's reply area
+ * and queues them; silently does nothing when the queue or the area is
+ * full or RFC 1812 forbids an error about that packet. `hdr` zeroed bytes
+ * of virtio_net_hdr go in front when the error is bound for a TUN opened
+ * with IFF_VNET_HDR (the reply slots must have room for them).
+ */
+export class IcmpReplier {
+  constructor(
+    private readonly rt: RouteTableReader,
+    private readonly replies: ReplyArea,
+    private readonly stats: Float64Array,
+    /** Counter slot incremented per error queued. */
+    private readonly icmpSlot: number,
+  ) {}
+
+  send(buf: Uint8Array, off: number, len: number, type: number, code: number, mtu: number,
+    q: PacketQueue, addr: number, port: number, hdr = 0): void {
+    if (q.full || !shouldSendIcmpError(buf, off, len)) return;
+    const at = this.replies.take();
+    if (at < 0) return;
+    const n = buildIcmpError(buf, at + hdr, type, code, mtu, buf, off, len, this.rt.localNet);
+    if (n === 0) return;
+    if (hdr > 0) buf.fill(0, at, at + hdr);
+    q.push(at, n + hdr, addr, port, -1);
+    this.stats[this.icmpSlot]++;
+  }
+}
