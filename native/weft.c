@@ -37,6 +37,9 @@
 #include <unistd.h>
 
 #include "errname.h"
+#include "offload.h"
+#include "udp_gso.h"
+#include "steer.h"
 
 #define MAX_BATCH 256
 /* The kernel's MAX_TAP_QUEUES. */
@@ -722,5 +725,8 @@ NAPI_MODULE_INIT() {
   }
   if (!set_const(env, exports, "MAX_BATCH", MAX_BATCH)) return NULL;
   if (!set_const(env, exports, "TUN_VNET_HDR", TUN_VNET_HDR)) return NULL;
+  if (!offload_init(env, exports)) return NULL;
+  if (!udp_gso_init(env, exports)) return NULL;
+  if (!steer_init(env, exports)) return NULL;
   return exports;
 }

@@ -1,0 +1,699 @@
+/*
+ * TUN offloads (IFF_VNET_HDR + TUNSETOFFLOAD): split super-packets read
+ * from the TUN into MTU-sized packets, coalesce packets back into
+ * super-packets before writing them to the TUN.
+ *
+ * Checksum convention (what the kernel hands us and expects from us):
+ * with VIRTIO_NET_HDR_F_NEEDS_CSUM (skb CHECKSUM_PARTIAL) the L4 checksum
+ * field holds the folded, *uncomplemented* pseudo-header sum, and the
+ * pseudo-header length is the L4 length of the whole (super-)packet:
+ * __tcp_v4_send_check stores ~tcp_v4_check(skb->len, saddr, daddr, 0)
+ * with skb->len = TCP header + all payload; tcp4_gro_complete and
+ * udp_send_skb (GSO) do the same for forwarded TCP and for USO. The final
+ * checksum is ~fold(sum from csum_start to the end), field included. On
+ * split we do not reuse that value: every segment's checksum is computed
+ * from scratch (pseudo-header with the segment's own length + segment),
+ * as wireguard-go's gsoSplit does, so a wrong partial sum cannot leak.
+ *
+ * Safety: every function here reads only in[0..in_len) and the packets
+ * slab[offs[i]..offs[i]+lens[i]), and writes only out[0..out_cap). The
+ * N-API wrappers check those ranges against the slab (and that input and
+ * output do not overlap) before calling in.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include "offload.h"
+
+#include <errno.h>
+#include <linux/if_tun.h>
+#include <linux/virtio_net.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "errname.h"
+
+/* Older uapi headers (this build host's among them) predate USO. */
+#ifndef TUN_F_USO4
+#define TUN_F_USO4 0x20
+#endif
+#ifndef TUN_F_USO6
+#define TUN_F_USO6 0x40
+#endif
+#ifndef VIRTIO_NET_HDR_GSO_UDP_L4
+#define VIRTIO_NET_HDR_GSO_UDP_L4 5
+#endif
+
+_Static_assert(sizeof(struct virtio_net_hdr) == VNET_HDR_LEN, "virtio_net_hdr is 10 bytes");
+
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_PSH 0x08
+#define TCP_ACK 0x10
+#define TCP_URG 0x20
+#define TCP_ECE 0x40
+#define TCP_CWR 0x80
+
+#define IPPROTO_TCP_ 6
+#define IPPROTO_UDP_ 17
+
+/* ---- bytes and checksums ------------------------------------------------ */
+
+static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
+static inline uint32_t rd32(const uint8_t *p) {
+  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+static inline void wr16(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 8);
+  p[1] = (uint8_t)v;
+}
+static inline void wr32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
+}
+
+static inline uint32_t fold(uint64_t s) {
+  while (s >> 16) s = (s & 0xffff) + (s >> 16);
+  return (uint32_t)s;
+}
+
+/*
+ * Ones-complement sum of p[0..len) as big-endian 16-bit words, folded to
+ * 16 bits, not complemented. The sum is byte-order independent up to one
+ * final swap (RFC 1071 §2(B)), so we add native 32-bit words into 64 bits
+ * (no carry handling in the loop; the compiler vectorises it) and swap once.
+ */
+static uint32_t csum_bytes(const uint8_t *p, size_t len) {
+  uint64_t s = 0;
+  while (len >= 16) {
+    uint64_t a, b;
+    memcpy(&a, p, 8);
+    memcpy(&b, p + 8, 8);
+    s += (a & 0xffffffffu) + (a >> 32) + (b & 0xffffffffu) + (b >> 32);
+    p += 16;
+    len -= 16;
+  }
+  while (len >= 4) {
+    uint32_t w;
+    memcpy(&w, p, 4);
+    s += w;
+    p += 4;
+    len -= 4;
+  }
+  if (len >= 2) {
+    uint16_t w;
+    memcpy(&w, p, 2);
+    s += w;
+    p += 2;
+    len -= 2;
+  }
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  /* A trailing byte is the high byte of a zero-padded big-endian word,
+     i.e. the low byte of the native (little-endian) one. */
+  if (len) s += *p;
+  uint32_t f = fold(s);
+  return ((f & 0xff) << 8) | (f >> 8);
+#else
+  if (len) s += (uint32_t)*p << 8;
+  return fold(s);
+#endif
+}
+
+/* Pseudo-header sum (RFC 793 / RFC 8200 §8.1) of the IP packet at ip. */
+static uint32_t pseudo_sum(const uint8_t *ip, bool v6, uint32_t proto, uint32_t l4len) {
+  uint64_t s = proto + (l4len & 0xffff) + (l4len >> 16);
+  s += v6 ? csum_bytes(ip + 8, 32) : csum_bytes(ip + 12, 8);
+  return fold(s);
+}
+
+static void ipv4_set_checksum(uint8_t *ip, size_t ihl) {
+  ip[10] = 0;
+  ip[11] = 0;
+  wr16(ip + 10, ~csum_bytes(ip, ihl) & 0xffff);
+}
+
+/*
+ * Full L4 checksum of ip[l3 .. l3+l4len) into the field at l4 + csum_off.
+ * UDP sends 0 as 0xffff (0 means "no checksum"); TCP keeps it.
+ */
+static void l4_set_checksum(uint8_t *ip, bool v6, size_t l3, uint32_t proto, size_t l4len,
+                            size_t csum_off) {
+  uint8_t *l4 = ip + l3;
+  l4[csum_off] = 0;
+  l4[csum_off + 1] = 0;
+  uint32_t s = fold((uint64_t)pseudo_sum(ip, v6, proto, (uint32_t)l4len) + csum_bytes(l4, l4len));
+  uint32_t c = ~s & 0xffff;
+  if (c == 0 && proto == IPPROTO_UDP_) c = 0xffff;
+  wr16(l4 + csum_off, c);
+}
+
+/* ---- split -------------------------------------------------------------- */
+
+int vnet_split(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap, uint32_t max_pkt,
+               uint32_t res[4]) {
+  if (in_len < VNET_HDR_LEN + 20) return WEFT_DROP_TRUNCATED;
+  struct virtio_net_hdr h;
+  memcpy(&h, in, sizeof h);
+  const uint8_t *pkt = in + VNET_HDR_LEN;
+  size_t plen = in_len - VNET_HDR_LEN;
+
+  size_t l3;
+  uint32_t proto;
+  bool v6;
+  switch (pkt[0] >> 4) {
+  case 4:
+    l3 = (size_t)(pkt[0] & 15) * 4;
+    if (l3 < 20) return WEFT_DROP_BAD_HEADER_LENGTH;
+    if (l3 > plen) return WEFT_DROP_TRUNCATED;
+    if (rd16(pkt + 2) != plen) return WEFT_DROP_BAD_TOTAL_LENGTH;
+    proto = pkt[9];
+    v6 = false;
+    break;
+  case 6:
+    if (plen < 40) return WEFT_DROP_TRUNCATED;
+    if (40 + (size_t)rd16(pkt + 4) != plen) return WEFT_DROP_BAD_TOTAL_LENGTH;
+    l3 = 40;
+    proto = pkt[6];
+    v6 = true;
+    break;
+  default:
+    return WEFT_DROP_BAD_VERSION;
+  }
+
+  /* Legacy virtio header: host byte order (TUNSETVNETLE/BE not used). */
+  const uint32_t gso = h.gso_type & ~VIRTIO_NET_HDR_GSO_ECN;
+  const size_t cs = h.csum_start, co = h.csum_offset;
+
+  if (gso == VIRTIO_NET_HDR_GSO_NONE) {
+    if (plen > max_pkt || plen > out_cap) return WEFT_DROP_TOO_BIG;
+    if ((h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && cs + co + 2 > plen) return WEFT_DROP_BAD_GSO;
+    memcpy(out, pkt, plen);
+    if (h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+      /* The field already holds the pseudo-header sum: fold everything from
+         csum_start on, as skb_checksum_help does (0 goes out as 0xffff). */
+      uint32_t c = ~csum_bytes(out + cs, plen - cs) & 0xffff;
+      wr16(out + cs + co, c == 0 ? 0xffff : c);
+    }
+    res[0] = 1;
+    res[1] = res[2] = res[3] = (uint32_t)plen;
+    return 0;
+  }
+
+  bool tcp;
+  if (gso == VIRTIO_NET_HDR_GSO_TCPV4 && !v6) tcp = true;
+  else if (gso == VIRTIO_NET_HDR_GSO_TCPV6 && v6) tcp = true;
+  else if (gso == VIRTIO_NET_HDR_GSO_UDP_L4) tcp = false;
+  else return WEFT_DROP_BAD_GSO; /* UFO (fragments), or family mismatch */
+  if (h.gso_size == 0) return WEFT_DROP_BAD_GSO;
+  /* hdr_len is not trusted (the kernel leaves it wrong on forwarded GRO
+     traffic): the L4 header must start at csum_start, which must be right
+     after the IP header (IPv6 extension headers are not split). */
+  if (!(h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) || cs != l3 || co != (tcp ? 16u : 6u) ||
+      proto != (tcp ? IPPROTO_TCP_ : IPPROTO_UDP_))
+    return WEFT_DROP_BAD_GSO;
+  if (!v6 && (rd16(pkt + 6) & 0x3fff) != 0) return WEFT_DROP_BAD_GSO; /* a fragment */
+
+  size_t l4h;
+  if (tcp) {
+    if (l3 + 20 > plen) return WEFT_DROP_TRUNCATED;
+    l4h = (size_t)(pkt[l3 + 12] >> 4) * 4; /* TCP data offset, not hdr_len */
+    if (l4h < 20) return WEFT_DROP_BAD_GSO;
+    if (l3 + l4h > plen) return WEFT_DROP_TRUNCATED;
+  } else {
+    if (l3 + 8 > plen) return WEFT_DROP_TRUNCATED;
+    l4h = 8;
+  }
+  const size_t hl = l3 + l4h;
+  const size_t payload = plen - hl;
+  if (hl >= max_pkt) return WEFT_DROP_TOO_BIG;
+  size_t mss = h.gso_size;
+  if (mss > max_pkt - hl) {
+    /* TCP can be cut finer than the sender's MSS; UDP datagram boundaries
+       are the application's, so a too-large gso_size cannot be sent. */
+    if (!tcp) return WEFT_DROP_TOO_BIG;
+    mss = max_pkt - hl;
+  }
+  const size_t segs = payload == 0 ? 1 : (payload + mss - 1) / mss;
+  if (segs > VNET_SPLIT_MAX_SEGS) return WEFT_DROP_BAD_GSO;
+  if (payload + segs * hl > out_cap) return WEFT_DROP_TOO_BIG;
+
+  const uint32_t id0 = v6 ? 0 : rd16(pkt + 4);
+  const uint32_t seq0 = tcp ? rd32(pkt + l3 + 4) : 0;
+  const uint8_t fl0 = tcp ? pkt[l3 + 13] : 0;
+  uint8_t *o = out;
+  size_t last = 0;
+  for (size_t i = 0; i < segs; i++) {
+    const size_t off = i * mss;
+    const size_t len = payload - off < mss ? payload - off : mss;
+    const size_t n = hl + len;
+    memcpy(o, pkt, hl);
+    memcpy(o + hl, pkt + hl + off, len);
+    if (v6) {
+      wr16(o + 4, (uint32_t)(n - 40));
+    } else {
+      wr16(o + 2, (uint32_t)n);
+      wr16(o + 4, (id0 + (uint32_t)i) & 0xffff); /* as the kernel's TSO: id, id+1, ... */
+      ipv4_set_checksum(o, l3);
+    }
+    uint8_t *l4 = o + l3;
+    if (tcp) {
+      wr32(l4 + 4, seq0 + (uint32_t)off);
+      uint8_t f = fl0;
+      if (i + 1 < segs) f &= (uint8_t)~(TCP_FIN | TCP_PSH);
+      if (i > 0) f &= (uint8_t)~TCP_CWR;
+      l4[13] = f;
+    } else {
+      wr16(l4 + 4, (uint32_t)(l4h + len));
+    }
+    l4_set_checksum(o, v6, l3, proto, l4h + len, co);
+    o += n;
+    last = n;
+  }
+  res[0] = (uint32_t)segs;
+  res[1] = (uint32_t)(segs > 1 ? hl + mss : last);
+  res[2] = (uint32_t)last;
+  res[3] = (uint32_t)(o - out);
+  return 0;
+}
+
+/* ---- coalesce ----------------------------------------------------------- */
+
+enum { K_OTHER = 0, K_TCP = 1, K_UDP = 2 };
+
+struct pinfo {
+  uint32_t l4h;     /* TCP/UDP header length */
+  uint32_t payload; /* bytes after it */
+  uint32_t seq;
+  uint8_t flags;
+};
+
+/*
+ * What may merge: IPv4 without options (so "IP header lengths match" is
+ * automatic and no options need comparing), not a fragment, length
+ * consistent, TCP with ACK or ACK|PSH only (no SYN/FIN/RST/URG/ECE/CWR) or
+ * UDP with a consistent length, and a non-empty payload.
+ */
+static int classify(const uint8_t *p, uint32_t len, struct pinfo *pi) {
+  if (len < 28 || p[0] != 0x45 || rd16(p + 2) != len || (rd16(p + 6) & 0x3fff) != 0) return K_OTHER;
+  if (p[9] == IPPROTO_TCP_) {
+    if (len < 40) return K_OTHER;
+    uint32_t doff = (uint32_t)(p[32] >> 4) * 4;
+    if (doff < 20 || 20 + doff >= len) return K_OTHER;
+    uint8_t f = p[33];
+    if ((f & ~(TCP_ACK | TCP_PSH)) != 0 || !(f & TCP_ACK)) return K_OTHER;
+    pi->l4h = doff;
+    pi->payload = len - 20 - doff;
+    pi->seq = rd32(p + 24);
+    pi->flags = f;
+    return K_TCP;
+  }
+  if (p[9] == IPPROTO_UDP_) {
+    if (len <= 28 || rd16(p + 24) != len - 20) return K_OTHER;
+    pi->l4h = 8;
+    pi->payload = len - 28;
+    pi->seq = 0;
+    pi->flags = 0;
+    return K_UDP;
+  }
+  return K_OTHER;
+}
+
+/* q continues h's flow: same TOS, DF, TTL, protocol, addresses, ports; for
+   TCP also the same ACK number, data offset, window and option bytes (as
+   Linux GRO requires: a merged packet carries the head's copy of them). */
+static bool same_flow(const uint8_t *h, const struct pinfo *hi, const uint8_t *q,
+                      const struct pinfo *qi, int kind) {
+  if (h[1] != q[1] || ((h[6] ^ q[6]) & 0x40) || h[8] != q[8] || h[9] != q[9] ||
+      memcmp(h + 12, q + 12, 12) != 0)
+    return false;
+  if (kind == K_TCP) {
+    if (hi->l4h != qi->l4h || memcmp(h + 28, q + 28, 5) != 0 || memcmp(h + 34, q + 34, 2) != 0 ||
+        memcmp(h + 40, q + 40, hi->l4h - 20) != 0)
+      return false;
+  }
+  return true;
+}
+
+/* The packet's TCP/UDP checksum verifies (UDP 0 = none, accepted). */
+static bool l4_verify(const uint8_t *p, uint32_t len) {
+  if (p[9] == IPPROTO_UDP_ && rd16(p + 26) == 0) return true;
+  uint32_t s = fold((uint64_t)pseudo_sum(p, false, p[9], len - 20) + csum_bytes(p + 20, len - 20));
+  return s == 0xffff;
+}
+
+uint32_t vnet_coalesce(const uint8_t *slab, const uint32_t *offs, const uint32_t *lens, uint32_t n,
+                       uint8_t *out, size_t out_cap, uint32_t out_base, uint32_t *out_offs,
+                       uint32_t *out_lens, uint32_t max_out, uint32_t flags, uint32_t *consumed) {
+  size_t w = 0;
+  uint32_t i = 0, k = 0;
+  while (i < n && k < max_out) {
+    const uint8_t *p = slab + offs[i];
+    const uint32_t len = lens[i];
+    if ((size_t)VNET_HDR_LEN + len > out_cap - w) break;
+    uint8_t *o = out + w;
+    memset(o, 0, VNET_HDR_LEN);
+    memcpy(o + VNET_HDR_LEN, p, len);
+    size_t olen = VNET_HDR_LEN + (size_t)len;
+    uint32_t used = 1;
+
+    struct pinfo hi;
+    const int kind = flags != 0 ? classify(p, len, &hi) : K_OTHER;
+    if ((kind == K_TCP && (flags & VNET_MERGE_TCP)) || (kind == K_UDP && (flags & VNET_MERGE_UDP))) {
+      const uint32_t gso = hi.payload;
+      uint32_t total = len, next_seq = hi.seq + gso;
+      uint8_t last_flags = hi.flags;
+      /* PSH on the head ends the run before it starts. */
+      bool ends = kind == K_TCP && (hi.flags & TCP_PSH);
+      int head_ok = -1; /* the head's checksum, verified once something could join */
+      /* Adjacent packets only: a packet of another flow in between ends the
+         run, so the output keeps the input order exactly. */
+      while (!ends && i + used < n && used < VNET_COALESCE_MAX_SEGS) {
+        const uint8_t *q = slab + offs[i + used];
+        const uint32_t ql = lens[i + used];
+        struct pinfo qi;
+        if (classify(q, ql, &qi) != kind || !same_flow(p, &hi, q, &qi, kind)) break;
+        if (qi.payload > gso || (kind == K_TCP && qi.seq != next_seq)) break;
+        if (total + qi.payload > 65535 || olen + qi.payload > out_cap - w) break;
+        if (head_ok < 0) head_ok = l4_verify(p, len);
+        /* A failing checksum is not merged: it goes out alone with a zero
+           header so the kernel drops and counts it. */
+        if (!head_ok || !l4_verify(q, ql)) break;
+        memcpy(o + olen, q + 20 + qi.l4h, qi.payload);
+        olen += qi.payload;
+        total += qi.payload;
+        next_seq += qi.payload;
+        last_flags = qi.flags;
+        used++;
+        if (qi.payload < gso || (qi.flags & TCP_PSH)) ends = true;
+      }
+      if (used > 1) {
+        uint8_t *ip = o + VNET_HDR_LEN;
+        uint8_t *l4 = ip + 20;
+        const uint32_t l4len = total - 20;
+        const size_t csum_off = kind == K_TCP ? 16 : 6;
+        wr16(ip + 2, total);
+        ipv4_set_checksum(ip, 20);
+        if (kind == K_TCP) l4[13] = (uint8_t)(hi.flags | (last_flags & TCP_PSH));
+        else wr16(l4 + 4, l4len);
+        /* CHECKSUM_PARTIAL: the field holds the uncomplemented pseudo-header
+           sum over the merged L4 length (see the top of this file). */
+        wr16(l4 + csum_off, pseudo_sum(ip, false, ip[9], l4len));
+        struct virtio_net_hdr vh = {
+            .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
+            .gso_type = kind == K_TCP ? VIRTIO_NET_HDR_GSO_TCPV4 : VIRTIO_NET_HDR_GSO_UDP_L4,
+            .hdr_len = (uint16_t)(20 + hi.l4h),
+            .gso_size = (uint16_t)gso,
+            .csum_start = 20,
+            .csum_offset = (uint16_t)csum_off,
+        };
+        memcpy(o, &vh, sizeof vh);
+      }
+    }
+    out_offs[k] = out_base + (uint32_t)w;
+    out_lens[k] = (uint32_t)olen;
+    k++;
+    w += olen;
+    i += used;
+  }
+  *consumed = i;
+  return k;
+}
+
+/* ---- N-API -------------------------------------------------------------- */
+
+/* Own copies of weft.c's helpers (static there) so both files merge
+   without touching each other. */
+static void ol_throw_napi(napi_env env, const char *expr) {
+  const napi_extended_error_info *info = NULL;
+  napi_get_last_error_info(env, &info);
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (pending) return;
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s (%s)",
+           info != NULL && info->error_message != NULL ? info->error_message : "N-API call failed",
+           expr);
+  napi_throw_error(env, "ENAPI", msg);
+}
+
+#define OL_CALL(env, call)                                                     \
+  do {                                                                         \
+    if ((call) != napi_ok) {                                                   \
+      ol_throw_napi((env), #call);                                             \
+      return NULL;                                                             \
+    }                                                                          \
+  } while (0)
+
+#define OL_CALL_B(env, call)                                                   \
+  do {                                                                         \
+    if ((call) != napi_ok) {                                                   \
+      ol_throw_napi((env), #call);                                             \
+      return false;                                                            \
+    }                                                                          \
+  } while (0)
+
+static void ol_throw_errno(napi_env env, int err, const char *syscall) {
+  char namebuf[16], descbuf[128], msg[256];
+  const char *code = weft_errno_name(err, namebuf, sizeof namebuf);
+  const char *desc = strerror_r(err, descbuf, sizeof descbuf);
+  snprintf(msg, sizeof msg, "%s: %s, %s", code, desc, syscall);
+  napi_value code_v, msg_v, error, errno_v, sys_v;
+  if (napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &code_v) != napi_ok ||
+      napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &msg_v) != napi_ok ||
+      napi_create_error(env, code_v, msg_v, &error) != napi_ok ||
+      napi_create_int32(env, err, &errno_v) != napi_ok ||
+      napi_set_named_property(env, error, "errno", errno_v) != napi_ok ||
+      napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sys_v) != napi_ok ||
+      napi_set_named_property(env, error, "syscall", sys_v) != napi_ok) {
+    napi_throw_error(env, code, msg);
+    return;
+  }
+  napi_throw(env, error);
+}
+
+static void ol_range(napi_env env, const char *msg) {
+  napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+}
+
+static bool ol_int(napi_env env, napi_value v, const char *name, int64_t min, int64_t max,
+                   int64_t *out) {
+  napi_valuetype t;
+  OL_CALL_B(env, napi_typeof(env, v, &t));
+  if (t != napi_number) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "%s must be a number", name);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+    return false;
+  }
+  double d;
+  OL_CALL_B(env, napi_get_value_double(env, v, &d));
+  if (!(d >= (double)min && d <= (double)max) || d != floor(d)) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "%s must be an integer in %lld..%lld (got %g)", name,
+             (long long)min, (long long)max, d);
+    ol_range(env, msg);
+    return false;
+  }
+  *out = (int64_t)d;
+  return true;
+}
+
+static bool ol_typed(napi_env env, napi_value v, const char *name, napi_typedarray_type want,
+                     const char *want_name, void **data, size_t *length) {
+  bool is_ta = false;
+  OL_CALL_B(env, napi_is_typedarray(env, v, &is_ta));
+  napi_typedarray_type type = napi_int8_array;
+  if (is_ta) OL_CALL_B(env, napi_get_typedarray_info(env, v, &type, length, data, NULL, NULL));
+  if (!is_ta || type != want) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "%s must be %s", name, want_name);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+    return false;
+  }
+  if (*data == NULL) *length = 0; /* detached */
+  return true;
+}
+
+static bool ol_u8(napi_env env, napi_value v, const char *name, uint8_t **d, size_t *n) {
+  return ol_typed(env, v, name, napi_uint8_array, "a Uint8Array", (void **)d, n);
+}
+static bool ol_u32(napi_env env, napi_value v, const char *name, uint32_t **d, size_t *n) {
+  return ol_typed(env, v, name, napi_uint32_array, "a Uint32Array", (void **)d, n);
+}
+
+/* [off, off+len) lies inside a slab of slab_len bytes. */
+static bool ol_region(napi_env env, const char *what, uint64_t off, uint64_t len, size_t slab_len) {
+  if (off + len <= slab_len) return true;
+  char msg[160];
+  snprintf(msg, sizeof msg, "%s (%llu + %llu) is beyond the slab (%zu bytes)", what,
+           (unsigned long long)off, (unsigned long long)len, slab_len);
+  ol_range(env, msg);
+  return false;
+}
+
+static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen) {
+  return alen != 0 && blen != 0 && a < b + blen && b < a + alen;
+}
+
+static napi_value ol_u32_value(napi_env env, uint32_t v) {
+  napi_value r;
+  OL_CALL(env, napi_create_uint32(env, v, &r));
+  return r;
+}
+
+#define OL_ARGS(n)                                                             \
+  size_t argc = (n);                                                           \
+  napi_value argv[(n)];                                                        \
+  OL_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL))
+
+/* tunSetOffload(fd, flags): void — TUNSETOFFLOAD; EINVAL = flags the kernel lacks. */
+static napi_value tun_set_offload(napi_env env, napi_callback_info info) {
+  OL_ARGS(2);
+  int64_t fd, flags;
+  if (!ol_int(env, argv[0], "fd", 0, INT32_MAX, &fd)) return NULL;
+  if (!ol_int(env, argv[1], "flags", 0, 0xff, &flags)) return NULL;
+  if (ioctl((int)fd, TUNSETOFFLOAD, (unsigned long)flags) < 0) {
+    ol_throw_errno(env, errno, "ioctl TUNSETOFFLOAD");
+    return NULL;
+  }
+  return NULL;
+}
+
+/* vnetSplit(slab, inOff, inLen, outOff, outCap, maxPktLen, res): dropReason */
+static napi_value vnet_split_js(napi_env env, napi_callback_info info) {
+  OL_ARGS(7);
+  uint8_t *slab;
+  size_t slab_len, res_n;
+  uint32_t *res;
+  int64_t in_off, in_len, out_off, out_cap, max_pkt;
+  if (!ol_u8(env, argv[0], "slab", &slab, &slab_len)) return NULL;
+  if (!ol_int(env, argv[1], "inOff", 0, UINT32_MAX, &in_off)) return NULL;
+  if (!ol_int(env, argv[2], "inLen", 0, UINT32_MAX, &in_len)) return NULL;
+  if (!ol_int(env, argv[3], "outOff", 0, UINT32_MAX, &out_off)) return NULL;
+  if (!ol_int(env, argv[4], "outCap", 0, UINT32_MAX, &out_cap)) return NULL;
+  if (!ol_int(env, argv[5], "maxPktLen", 1, 65535, &max_pkt)) return NULL;
+  if (!ol_u32(env, argv[6], "res", &res, &res_n)) return NULL;
+  if (res_n < 4) {
+    ol_range(env, "res must have at least 4 elements");
+    return NULL;
+  }
+  if (!ol_region(env, "inOff + inLen", (uint64_t)in_off, (uint64_t)in_len, slab_len)) return NULL;
+  if (!ol_region(env, "outOff + outCap", (uint64_t)out_off, (uint64_t)out_cap, slab_len))
+    return NULL;
+  if (overlaps((uint64_t)in_off, (uint64_t)in_len, (uint64_t)out_off, (uint64_t)out_cap)) {
+    ol_range(env, "the input and output regions overlap");
+    return NULL;
+  }
+  int r = vnet_split(slab + in_off, (size_t)in_len, slab + out_off, (size_t)out_cap,
+                     (uint32_t)max_pkt, res);
+  return ol_u32_value(env, (uint32_t)r);
+}
+
+/* 256 = weft.c's MAX_BATCH. Copies: offs/lens may live on the slab. */
+#define OL_MAX_BATCH 256
+static _Thread_local uint32_t tl_offs[OL_MAX_BATCH];
+static _Thread_local uint32_t tl_lens[OL_MAX_BATCH];
+
+/* vnetCoalesce(slab, offs, lens, n, outOff, outCap, outOffs, outLens, maxOut, flags, res): count */
+static napi_value vnet_coalesce_js(napi_env env, napi_callback_info info) {
+  OL_ARGS(11);
+  uint8_t *slab;
+  size_t slab_len, offs_n, lens_n, oo_n, ol_n, res_n;
+  uint32_t *offs, *lens, *out_offs, *out_lens, *res;
+  int64_t n, out_off, out_cap, max_out, flags;
+  if (!ol_u8(env, argv[0], "slab", &slab, &slab_len)) return NULL;
+  if (!ol_u32(env, argv[1], "offs", &offs, &offs_n)) return NULL;
+  if (!ol_u32(env, argv[2], "lens", &lens, &lens_n)) return NULL;
+  if (!ol_int(env, argv[3], "n", 0, OL_MAX_BATCH, &n)) return NULL;
+  if (!ol_int(env, argv[4], "outOff", 0, UINT32_MAX, &out_off)) return NULL;
+  if (!ol_int(env, argv[5], "outCap", 0, UINT32_MAX, &out_cap)) return NULL;
+  if (!ol_u32(env, argv[6], "outOffs", &out_offs, &oo_n)) return NULL;
+  if (!ol_u32(env, argv[7], "outLens", &out_lens, &ol_n)) return NULL;
+  if (!ol_int(env, argv[8], "maxOut", 0, OL_MAX_BATCH, &max_out)) return NULL;
+  if (!ol_int(env, argv[9], "flags", 0, VNET_MERGE_TCP | VNET_MERGE_UDP, &flags)) return NULL;
+  if (!ol_u32(env, argv[10], "res", &res, &res_n)) return NULL;
+  if ((size_t)n > offs_n || (size_t)n > lens_n) {
+    ol_range(env, "n exceeds the length of offs or lens");
+    return NULL;
+  }
+  if ((size_t)max_out > oo_n || (size_t)max_out > ol_n) {
+    ol_range(env, "maxOut exceeds the length of outOffs or outLens");
+    return NULL;
+  }
+  if (res_n < 1) {
+    ol_range(env, "res must have at least 1 element");
+    return NULL;
+  }
+  if (!ol_region(env, "outOff + outCap", (uint64_t)out_off, (uint64_t)out_cap, slab_len))
+    return NULL;
+  for (int64_t i = 0; i < n; i++) {
+    uint32_t o = offs[i], l = lens[i];
+    if (!ol_region(env, "offs[i] + lens[i]", o, l, slab_len)) return NULL;
+    if (overlaps(o, l, (uint64_t)out_off, (uint64_t)out_cap)) {
+      ol_range(env, "an input packet overlaps the output region");
+      return NULL;
+    }
+    tl_offs[i] = o;
+    tl_lens[i] = l;
+  }
+  uint32_t consumed = 0;
+  uint32_t k = vnet_coalesce(slab, tl_offs, tl_lens, (uint32_t)n, slab + out_off, (size_t)out_cap,
+                             (uint32_t)out_off, out_offs, out_lens, (uint32_t)max_out,
+                             (uint32_t)flags, &consumed);
+  /* No progress with room for output means the next packet alone is larger
+     than outCap: a sizing bug in the caller, not a packet to drop. */
+  if (consumed == 0 && n > 0 && max_out > 0) {
+    ol_range(env, "outCap is too small for the next packet plus its 10-byte header");
+    return NULL;
+  }
+  res[0] = consumed;
+  return ol_u32_value(env, k);
+}
+
+static bool ol_const(napi_env env, napi_value exports, const char *name, int32_t v) {
+  napi_value val;
+  OL_CALL_B(env, napi_create_int32(env, v, &val));
+  OL_CALL_B(env, napi_set_named_property(env, exports, name, val));
+  return true;
+}
+
+bool offload_init(napi_env env, napi_value exports) {
+  static const struct {
+    const char *name;
+    napi_callback fn;
+  } fns[] = {
+      {"tunSetOffload", tun_set_offload},
+      {"vnetSplit", vnet_split_js},
+      {"vnetCoalesce", vnet_coalesce_js},
+  };
+  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+    napi_value fn;
+    OL_CALL_B(env, napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &fn));
+    OL_CALL_B(env, napi_set_named_property(env, exports, fns[i].name, fn));
+  }
+  static const struct {
+    const char *name;
+    int32_t v;
+  } consts[] = {
+      {"TUN_F_CSUM", TUN_F_CSUM},
+      {"TUN_F_TSO4", TUN_F_TSO4},
+      {"TUN_F_TSO6", TUN_F_TSO6},
+      {"TUN_F_TSO_ECN", TUN_F_TSO_ECN},
+      {"TUN_F_USO4", TUN_F_USO4},
+      {"TUN_F_USO6", TUN_F_USO6},
+      {"VNET_HDR_LEN", VNET_HDR_LEN},
+      {"VNET_SPLIT_MAX_SEGS", VNET_SPLIT_MAX_SEGS},
+      {"VNET_SPLIT_OUT_MAX", VNET_SPLIT_OUT_MAX},
+      {"VNET_COALESCE_MAX_SEGS", VNET_COALESCE_MAX_SEGS},
+  };
+  for (size_t i = 0; i < sizeof consts / sizeof consts[0]; i++) {
+    if (!ol_const(env, exports, consts[i].name, consts[i].v)) return false;
+  }
+  return true;
+}

@@ -1,0 +1,89 @@
+/*
+ * Spreading received datagrams across the workers' SO_REUSEPORT sockets
+ * by the INNER flow, not the outer 4-tuple.
+ *
+ * flannel peers send every datagram from port 8285 to port 8285, so the
+ * kernel's default reuseport hash (outer addresses and ports) puts all
+ * traffic from one peer on one socket, i.e. one worker. A classic BPF
+ * program attached to the reuseport group picks the socket from the inner
+ * IPv4 source and destination instead. For UDP the kernel runs it with the
+ * packet data starting after the UDP header (reuseport_select_sock is
+ * called with hdr_len = sizeof(struct udphdr)), so offsets are from the
+ * start of our payload: 0 for flannel's udp backend, 22 (VXLAN 8 +
+ * Ethernet 14) for VXLAN. A load past the end ends the program with 0,
+ * and a result >= the number of sockets makes the kernel fall back to its
+ * own hash, so short or odd datagrams are still delivered.
+ */
+#define _GNU_SOURCE
+#include <node_api.h>
+#include <errno.h>
+#include <linux/filter.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "errname.h"
+#include "steer.h"
+
+#define STEER_CALL(env, call)                                                   \
+  do {                                                                          \
+    if ((call) != napi_ok) {                                                    \
+      const napi_extended_error_info *ei = NULL;                                \
+      napi_get_last_error_info((env), &ei);                                     \
+      bool pending = false;                                                     \
+      napi_is_exception_pending((env), &pending);                               \
+      if (!pending)                                                             \
+        napi_throw_error((env), "ENAPI",                                        \
+                         ei && ei->error_message ? ei->error_message : #call);  \
+      return NULL;                                                              \
+    }                                                                           \
+  } while (0)
+
+/* udpSteerByInnerFlow(fd, payloadOffset, sockets): attaches the program to
+ * fd's reuseport group (one call per group). */
+static napi_value udp_steer_by_inner_flow(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  STEER_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 3) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "udpSteerByInnerFlow(fd, payloadOffset, sockets)");
+    return NULL;
+  }
+  int32_t fd, off, n;
+  STEER_CALL(env, napi_get_value_int32(env, argv[0], &fd));
+  STEER_CALL(env, napi_get_value_int32(env, argv[1], &off));
+  STEER_CALL(env, napi_get_value_int32(env, argv[2], &n));
+  if (fd < 0 || off < 0 || off > 1024 || n < 1 || n > 256) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "fd >= 0, payloadOffset 0..1024, sockets 1..256");
+    return NULL;
+  }
+  /* A = src ^ dst (symmetric, so both directions of a flow meet the same
+   * worker); fold the high half in; A % n picks the socket. */
+  struct sock_filter code[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)off + 12),
+      BPF_STMT(BPF_MISC | BPF_TAX, 0),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)off + 16),
+      BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
+      BPF_STMT(BPF_MISC | BPF_TAX, 0),
+      BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 16),
+      BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
+      BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, (uint32_t)n),
+      BPF_STMT(BPF_RET | BPF_A, 0),
+  };
+  struct sock_fprog prog = {.len = sizeof code / sizeof code[0], .filter = code};
+  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) != 0) {
+    int e = errno;
+    char name[16];
+    napi_throw_error(env, weft_errno_name(e, name, sizeof name), strerror(e));
+    return NULL;
+  }
+  return NULL;
+}
+
+bool steer_init(napi_env env, napi_value exports) {
+  napi_value fn;
+  if (napi_create_function(env, "udpSteerByInnerFlow", NAPI_AUTO_LENGTH, udp_steer_by_inner_flow, NULL, &fn) != napi_ok)
+    return false;
+  return napi_set_named_property(env, exports, "udpSteerByInnerFlow", fn) == napi_ok;
+}

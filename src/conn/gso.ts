@@ -1,0 +1,370 @@
+/**
+ * UDP GSO (UDP_SEGMENT) and GRO (UDP_GRO) for the fast path, plus the
+ * start-up self-test that decides whether either is used.
+ *
+ * The wire does not change: a GSO message is cut by the kernel (or the NIC)
+ * into ordinary datagrams of `seg` bytes (the last may be shorter), each
+ * one inner packet, so flannel peers see what they always saw. A GRO
+ * receive hands back a run of such datagrams from one sender in one buffer;
+ * datagram k of message i is slab[offs[i] + k*segs[i] ..] of length
+ * min(segs[i], lens[i] - k*segs[i]); segs[i] = 0 means one datagram.
+ *
+ * Loading: src/native/index.ts stays the only loader of the addon; this
+ * module casts its `native` object to NativeGso and checks the three
+ * functions are there. An addon built before native/udp_gso.c existed makes
+ * `gso` a stand-in that throws WeftError('ENATIVE'), and the probe then
+ * reports gso=false/gro=false with the reason instead of throwing.
+ */
+import { constants as osConstants } from 'node:os';
+import { WeftError } from '../errors.js';
+import { native, nativeLoadError } from '../native/index.js';
+
+/** Most datagrams per GSO message we send (the kernel's limit before 6.11). */
+export const GSO_MAX_SEGMENTS = 64;
+/** Most bytes in one message: 65535 - 20 (IPv4) - 8 (UDP). */
+export const GSO_MAX_BYTES = 65_507;
+/**
+ * Largest message planGso builds by default. The kernel segments a GSO skb
+ * in software when its length *with the L2 header* reaches the device's
+ * gso_max_size (65536 by default; gso_features_check): still correct on
+ * the wire, but it costs sender CPU and, over a veth, the receiver then
+ * gets separate datagrams instead of one GRO run. Measured on 6.18 over
+ * veth: 65493 bytes stays one run, 65494 does not. 65000 leaves room for
+ * VLAN/other L2 headers and still fits 46 × 1400-byte segments.
+ */
+export const GSO_PLAN_MAX_BYTES = 65_000;
+/** Receive cap a GRO socket needs: a coalesced run is up to 64 KB. */
+export const GRO_RECV_CAP = 65_535;
+
+/** Slots of udpSendSeg's `res` out-array (Int32Array of >= SEND_RES_LEN). */
+export const SEND_RES_DATAGRAMS = 0;
+/** errno of the first message not sent (0 = all sent), e.g. EAGAIN, EMSGSIZE. */
+export const SEND_RES_ERRNO = 1;
+/** GSO messages the kernel refused with EIO: the path cannot do GSO; turn it off. */
+export const SEND_RES_EIO = 2;
+export const SEND_RES_LEN = 3;
+
+export interface NativeGso {
+  readonly GSO_MAX_SEGMENTS: number;
+  readonly GSO_MAX_BYTES: number;
+  readonly GSO_RES_LEN: number;
+  /** Linux EIO (5), for comparing with res[SEND_RES_ERRNO]. */
+  readonly EIO: number;
+
+  /**
+   * setsockopt(SOL_UDP, UDP_GRO). false when the kernel has no UDP_GRO
+   * (ENOPROTOOPT); other errors throw (EBADF, ENOTSOCK).
+   */
+  udpSetGro(fd: number, on: boolean): boolean;
+  /**
+   * sendmmsg of `count` messages; message i is slab[offs[i] .. +lens[i]] to
+   * addrs[i]:ports[i] (uint32 host order). When segs[i] > 0 and lens[i] >
+   * segs[i] it carries UDP_SEGMENT = segs[i]: the kernel sends
+   * ceil(lens[i]/segs[i]) datagrams, the last shorter. RangeError before any
+   * syscall for offs/lens outside the slab, lens[i] > 65507, more than 64
+   * segments, ports[i] > 65535. Per-message errors skip that message; a full
+   * socket gets one 2 ms wait, then the rest of the batch is dropped.
+   * Throws on EBADF/ENOTSOCK/EFAULT. Returns messages sent; `res`, when
+   * given, receives [datagrams sent, errno of the first message not sent
+   * (0 = none), GSO messages refused with EIO].
+   */
+  udpSendSeg(fd: number, slab: Uint8Array, offs: Uint32Array, lens: Uint32Array,
+    segs: Uint32Array, addrs: Uint32Array, ports: Uint32Array, count: number,
+    res?: Int32Array): number;
+  /**
+   * recvmmsg with a control buffer per message. lens[i] = bytes (lens[i] >
+   * cap: truncated, the rest is lost), segs[i] = UDP_GRO segment size (0 =
+   * a single datagram), addrs/ports = source. 0 when nothing is pending.
+   */
+  udpRecvGro(fd: number, slab: Uint8Array, offs: Uint32Array, cap: number, lens: Uint32Array,
+    segs: Uint32Array, addrs: Uint32Array, ports: Uint32Array, max: number): number;
+}
+
+const FUNCTIONS = ['udpSetGro', 'udpSendSeg', 'udpRecvGro'] as const;
+
+function staleError(): WeftError {
+  return new WeftError('ENATIVE',
+    "weft's native addon has no UDP GSO functions (udpSendSeg); it was built before " +
+    'native/udp_gso.c existed. Rebuild it with `node scripts/build-native.mjs`.');
+}
+
+function loadGso(): { binding: NativeGso; error: WeftError | undefined } {
+  const why = (): WeftError => nativeLoadError ?? staleError();
+  let candidate: Partial<Record<string, unknown>>;
+  try {
+    // A missing addon is a stub whose members throw; reading ours is safe.
+    candidate = native as unknown as Partial<Record<string, unknown>>;
+    if (FUNCTIONS.every((k) => typeof candidate[k] === 'function')) {
+      return { binding: native as unknown as NativeGso, error: undefined };
+    }
+  } catch { /* fall through to the stand-in */ }
+  const fail = (): never => { throw why(); };
+  const stub: Record<string, unknown> = {};
+  for (const k of FUNCTIONS) stub[k] = fail;
+  stub.GSO_MAX_SEGMENTS = GSO_MAX_SEGMENTS;
+  stub.GSO_MAX_BYTES = GSO_MAX_BYTES;
+  stub.GSO_RES_LEN = SEND_RES_LEN;
+  stub.EIO = osConstants.errno.EIO;
+  return { binding: stub as unknown as NativeGso, error: why() };
+}
+
+const loaded = loadGso();
+
+/** The GSO half of the addon. Hot loops destructure it once. */
+export const gso: NativeGso = loaded.binding;
+/** Why `gso` is a stand-in, or undefined. (The addon may still be missing altogether.) */
+export const gsoLoadError: WeftError | undefined = loaded.error;
+
+/** See NativeGso.udpSetGro. */
+export function udpSetGro(fd: number, on: boolean): boolean {
+  return gso.udpSetGro(fd, on);
+}
+
+/** See NativeGso.udpSendSeg. */
+export function udpSendSeg(fd: number, slab: Uint8Array, offs: Uint32Array, lens: Uint32Array,
+  segs: Uint32Array, addrs: Uint32Array, ports: Uint32Array, count: number,
+  res?: Int32Array): number {
+  return gso.udpSendSeg(fd, slab, offs, lens, segs, addrs, ports, count, res);
+}
+
+/** See NativeGso.udpRecvGro. */
+export function udpRecvGro(fd: number, slab: Uint8Array, offs: Uint32Array, cap: number,
+  lens: Uint32Array, segs: Uint32Array, addrs: Uint32Array, ports: Uint32Array,
+  max: number): number {
+  return gso.udpRecvGro(fd, slab, offs, cap, lens, segs, addrs, ports, max);
+}
+
+/** Datagrams in a received message: 1 unless GRO coalesced a run. */
+export function groDatagrams(len: number, seg: number): number {
+  return seg > 0 && len > seg ? Math.ceil(len / seg) : 1;
+}
+
+/**
+ * Groups a batch of outgoing datagrams into GSO messages, never reordering:
+ * consecutive datagrams i..j become one message when they lie back to back
+ * in the slab (offs[k+1] = offs[k] + lens[k]), go to the same addr:port,
+ * all but the last have the first one's length and the last is not longer,
+ * and the run stays within GSO_MAX_SEGMENTS and maxBytes (<= GSO_MAX_BYTES;
+ * see GSO_PLAN_MAX_BYTES for why the default is lower). Writes the
+ * messages to m* (same length as the inputs suffices) with mSegs = 0 for a
+ * lone datagram; returns the message count. Allocates nothing.
+ */
+export function planGso(offs: Uint32Array, lens: Uint32Array, addrs: Uint32Array,
+  ports: Uint32Array, n: number, mOffs: Uint32Array, mLens: Uint32Array, mSegs: Uint32Array,
+  mAddrs: Uint32Array, mPorts: Uint32Array, maxBytes = GSO_PLAN_MAX_BYTES): number {
+  const limit = Math.min(maxBytes, GSO_MAX_BYTES);
+  let m = 0;
+  let i = 0;
+  while (i < n) {
+    const seg = lens[i]!;
+    const addr = addrs[i]!;
+    const port = ports[i]!;
+    let total = seg;
+    let end = offs[i]! + seg;
+    let j = i + 1;
+    // A zero-length datagram cannot be a segment size.
+    if (seg > 0) {
+      while (j < n && j - i < GSO_MAX_SEGMENTS) {
+        const len = lens[j]!;
+        if (offs[j] !== end || addrs[j] !== addr || ports[j] !== port || len > seg || len === 0 ||
+          total + len > limit) break;
+        total += len;
+        end += len;
+        j++;
+        // A shorter datagram can only be the last of a run.
+        if (len < seg) break;
+      }
+    }
+    mOffs[m] = offs[i]!;
+    mLens[m] = total;
+    mSegs[m] = j - i > 1 ? seg : 0;
+    mAddrs[m] = addr;
+    mPorts[m] = port;
+    m++;
+    i = j;
+  }
+  return m;
+}
+
+// ---- start-up self-test ----------------------------------------------------
+
+export interface UdpOffloadProbe {
+  /** UDP_SEGMENT sends split into the right datagrams with the right bytes. */
+  readonly gso: boolean;
+  /** UDP_GRO receives coalesced that run into one buffer with the right size. */
+  readonly gro: boolean;
+  /** What was seen, for the start-up log. */
+  readonly detail: string;
+}
+
+const LOOPBACK = 0x7f000001;
+const PROBE_SEG = 1000;
+/** 3 full segments and a short last one: the last-segment case is where bugs live. */
+const PROBE_LEN = 3 * PROBE_SEG + 300;
+const PROBE_DATAGRAMS = 4;
+const PROBE_BUDGET_MS = 150;
+
+function errnoName(n: number): string {
+  for (const [k, v] of Object.entries(osConstants.errno)) if (v === n) return k;
+  return `errno ${n}`;
+}
+
+function codeOf(e: unknown): string {
+  const c = (e as { code?: unknown } | null)?.code;
+  return typeof c === 'string' ? c : e instanceof Error ? e.message : String(e);
+}
+
+/** Byte j of segment k: distinct per segment so a swapped or shifted segment shows. */
+function probeByte(j: number): number {
+  const k = Math.floor(j / PROBE_SEG);
+  return (k * 61 + (j % PROBE_SEG) * 7 + 1) & 0xff;
+}
+
+/** First index where slab[off..off+len) differs from the pattern at pos, or -1. */
+function mismatch(slab: Uint8Array, off: number, len: number, pos: number): number {
+  for (let j = 0; j < len; j++) if (slab[off + j] !== probeByte(pos + j)) return j;
+  return -1;
+}
+
+/** What one probe receiver got: per message length and GRO size, total, first wrong byte. */
+export interface ProbeSeen {
+  readonly lens: number[];
+  readonly segs: number[];
+  bytes: number;
+  /** Offset in the 3300-byte stream of the first wrong byte, -1 if none. */
+  badAt: number;
+}
+
+function describe(v: ProbeSeen): string {
+  return `lens [${v.lens.join(',')}] segs [${v.segs.join(',')}]` +
+    (v.badAt >= 0 ? `, wrong byte at ${v.badAt}` : '');
+}
+
+/**
+ * The probe's verdict from what the plain and the GRO receiver saw (split
+ * out so the mangled-kernel cases are testable without such a kernel).
+ */
+export function judgeUdpOffloadProbe(plain: ProbeSeen, gro: ProbeSeen,
+  groOn: boolean): UdpOffloadProbe {
+  const gsoOk = plain.badAt < 0 && plain.bytes === PROBE_LEN &&
+    plain.lens.join(',') === '1000,1000,1000,300' && plain.segs.every((x) => x === 0);
+  if (!gsoOk) {
+    return { gso: false, gro: false,
+      detail: `UDP GSO self-test failed: a plain receiver of 3x1000+300 saw ${describe(plain)}` };
+  }
+  const groOk = groOn && gro.badAt < 0 && gro.bytes === PROBE_LEN && gro.lens.length === 1 &&
+    gro.segs[0] === PROBE_SEG;
+  if (groOk) {
+    return { gso: true, gro: true,
+      detail: 'UDP GSO splits 3x1000+300 right; UDP GRO returns it as one 3300-byte run' };
+  }
+  if (!groOn) {
+    return { gso: true, gro: false, detail: 'UDP GSO ok; the kernel has no UDP_GRO (ENOPROTOOPT)' };
+  }
+  const separate = gro.badAt < 0 && gro.lens.join(',') === '1000,1000,1000,300';
+  return { gso: true, gro: false, detail: separate
+    ? 'UDP GSO ok; UDP_GRO is accepted but did not coalesce (4 separate datagrams)'
+    : `UDP GSO ok; UDP GRO self-test failed: saw ${describe(gro)}` };
+}
+
+/**
+ * Sends one UDP_SEGMENT message (3 × 1000 + 300 bytes) over 127.0.0.1 to a
+ * GRO receiver and a plain receiver and checks both: the plain one must get
+ * 4 datagrams of 1000/1000/1000/300 with the right bytes (GSO splits
+ * right), the GRO one 3300 bytes with segs = 1000 (GRO coalesces; 4
+ * separate right datagrams mean gso works but gro=false). Wrong sizes or
+ * bytes give false with what was seen: some stable kernels mangle UDP GSO.
+ * Brings nothing up; if lo is down the sockets fail and the detail says so.
+ * Bounded to ~150 ms; every fd is closed on every path.
+ */
+export function probeUdpOffload(): UdpOffloadProbe {
+  if (gsoLoadError !== undefined) {
+    return { gso: false, gro: false, detail: gsoLoadError.message };
+  }
+  const fds: number[] = [];
+  try {
+    let tx: number, rxGro: number, rxPlain: number;
+    try {
+      tx = native.udpOpen(LOOPBACK, 0, false, 0, 0); fds.push(tx);
+      rxGro = native.udpOpen(LOOPBACK, 0, false, 1 << 20, 0); fds.push(rxGro);
+      rxPlain = native.udpOpen(LOOPBACK, 0, false, 1 << 20, 0); fds.push(rxPlain);
+    } catch (e) {
+      const c = codeOf(e);
+      return { gso: false, gro: false, detail: `cannot bind UDP on 127.0.0.1 (${c})` +
+        (c === 'EADDRNOTAVAIL' ? ': lo is down or has no 127.0.0.1 in this namespace' : '') };
+    }
+    let groOn: boolean;
+    try {
+      groOn = gso.udpSetGro(rxGro, true);
+    } catch {
+      groOn = false; // EBADF/ENOTSOCK cannot happen on our own fresh socket; treat as absent
+    }
+
+    // One slab: the probe message at 0, receive slots after it.
+    const RX_SLOTS = 8;
+    const slab = new Uint8Array(PROBE_LEN + RX_SLOTS * GRO_RECV_CAP);
+    for (let j = 0; j < PROBE_LEN; j++) slab[j] = probeByte(j);
+    const offs = new Uint32Array([0, 0]);
+    const lens = new Uint32Array([PROBE_LEN, PROBE_LEN]);
+    const segs = new Uint32Array([PROBE_SEG, PROBE_SEG]);
+    const addrs = new Uint32Array([LOOPBACK, LOOPBACK]);
+    const ports = new Uint32Array([native.udpLocalPort(rxGro), native.udpLocalPort(rxPlain)]);
+    const res = new Int32Array(SEND_RES_LEN);
+    let sent: number;
+    try {
+      sent = gso.udpSendSeg(tx, slab, offs, lens, segs, addrs, ports, 2, res);
+    } catch (e) {
+      return { gso: false, gro: false, detail: `UDP_SEGMENT send on 127.0.0.1 threw ${codeOf(e)}` };
+    }
+    if (sent !== 2) {
+      const why = errnoName(res[SEND_RES_ERRNO]!);
+      return { gso: false, gro: false, detail: `UDP_SEGMENT send on 127.0.0.1 failed (${why})` +
+        (why === 'ENETUNREACH' ? ': lo is down in this namespace' : '') };
+    }
+    if (res[SEND_RES_DATAGRAMS] !== 2 * PROBE_DATAGRAMS) {
+      return { gso: false, gro: false,
+        detail: `udpSendSeg counted ${res[SEND_RES_DATAGRAMS]} datagrams, expected 8` };
+    }
+
+    const rOffs = new Uint32Array(RX_SLOTS);
+    for (let i = 0; i < RX_SLOTS; i++) rOffs[i] = PROBE_LEN + i * GRO_RECV_CAP;
+    const rLens = new Uint32Array(RX_SLOTS);
+    const rSegs = new Uint32Array(RX_SLOTS);
+    const rAddrs = new Uint32Array(RX_SLOTS);
+    const rPorts = new Uint32Array(RX_SLOTS);
+    const seen: [ProbeSeen, ProbeSeen] = [
+      { lens: [], segs: [], bytes: 0, badAt: -1 },
+      { lens: [], segs: [], bytes: 0, badAt: -1 },
+    ];
+    const deadline = Date.now() + PROBE_BUDGET_MS;
+    const rx = [rxGro, rxPlain] as const;
+    while (seen[0].bytes < PROBE_LEN || seen[1].bytes < PROBE_LEN) {
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      native.pollIn(rxGro, rxPlain, Math.min(left, 50));
+      for (let s = 0; s < 2; s++) {
+        const n = gso.udpRecvGro(rx[s]!, slab, rOffs, GRO_RECV_CAP, rLens, rSegs, rAddrs, rPorts,
+          RX_SLOTS);
+        const v = seen[s]!;
+        for (let i = 0; i < n; i++) {
+          const len = rLens[i]!;
+          const bad = mismatch(slab, rOffs[i]!, Math.min(len, GRO_RECV_CAP, PROBE_LEN - v.bytes),
+            v.bytes);
+          if (bad >= 0 && v.badAt < 0) v.badAt = v.bytes + bad;
+          v.lens.push(len);
+          v.segs.push(rSegs[i]!);
+          v.bytes += len;
+        }
+      }
+    }
+
+    return judgeUdpOffloadProbe(seen[1], seen[0], groOn);
+  } catch (e) {
+    // Start-up must go on with per-datagram I/O whatever went wrong here.
+    return { gso: false, gro: false, detail: `UDP offload self-test failed: ${codeOf(e)}` };
+  } finally {
+    for (const fd of fds) {
+      try { native.close(fd); } catch { /* already closed: nothing to release */ }
+    }
+  }
+}
