@@ -69,6 +69,11 @@ export const FLAGS = [
   { name: 'control-socket', type: 'string', default: '/run/weft/weft.sock', weft: true, help: 'unix socket for the weft CLI (status, peers, stats)' },
   { name: 'tun-name', type: 'string', default: 'flannel0', weft: true, help: 'name of the TUN device of the udp backend' },
   { name: 'test-hooks', type: 'bool', default: false, weft: true, help: 'enable hooks used by the test suite; never in production' },
+  { name: 'offloads', type: 'bool', default: true, weft: true, help: 'use the kernel offloads the start-up probes accept (false = plain per-packet I/O everywhere)' },
+  { name: 'offload-tun', type: 'bool', default: true, weft: true, help: 'TUN super-packets (IFF_VNET_HDR, TUNSETOFFLOAD: checksum, TSO, USO)' },
+  { name: 'offload-gso', type: 'bool', default: true, weft: true, help: 'send split super-packets as UDP_SEGMENT runs (needs offload-tun)' },
+  { name: 'offload-gro', type: 'bool', default: true, weft: true, help: 'receive runs of datagrams with UDP_GRO' },
+  { name: 'offload-coalesce', type: 'bool', default: true, weft: true, help: 'merge received TCP/UDP segments into super-packets before the TUN write (needs offload-tun)' },
 ] as const satisfies readonly FlagSpec[];
 
 export interface Flags {
@@ -110,6 +115,11 @@ export interface Flags {
   controlSocket: string;
   tunName: string;
   testHooks: boolean;
+  offloads: boolean;
+  offloadTun: boolean;
+  offloadGso: boolean;
+  offloadGro: boolean;
+  offloadCoalesce: boolean;
   /** Flag names (as in FLAGS) given on the command line or through env. */
   explicit: Set<string>;
 }

@@ -10,7 +10,7 @@
  */
 import { availableParallelism } from 'node:os';
 import type { Server } from 'node:http';
-import { WeftError } from '../errors.js';
+import { isWeftError, WeftError } from '../errors.js';
 import { formatIpv4, formatIpv4Prefix, type Ipv4Prefix } from '../wire/ipv4-addr.js';
 import { FLANNEL_UDP_OVERHEAD } from '../wire/constants.js';
 import type { Flags } from '../config/flags.js';
@@ -20,14 +20,22 @@ import { findUnderlay, type Underlay } from '../config/underlay.js';
 import { LocalLeaseStore } from '../subnet/local.js';
 import type { Lease } from '../subnet/lease.js';
 import type { LeaseStore, PeerEvent } from '../subnet/store.js';
+import type { KubeLeaseStore } from '../subnet/kube.js';
 import { RouteTableWriter } from '../route-table/index.js';
 import { openTun, closeTun } from '../tun/tun.js';
 import { openUdp } from '../conn/udp.js';
 import { native, requireNative } from '../native/index.js';
 import { createControlBlock, createStats, MAX_WORKERS, type StatsLayout } from '../dataplane/layout.js';
 import { Supervisor } from '../dataplane/supervisor.js';
+import type { WorkerOffloads } from '../dataplane/worker.js';
+import { probeTunOffload } from '../offload/probe.js';
+import { MERGE_TCP, MERGE_UDP, tunSetOffload } from '../offload/vnet.js';
+import { probeUdpOffload, udpSetGro } from '../conn/gso.js';
 import { configureTun, readSysctl } from './host.js';
 import { startControlServer } from './control-server.js';
+import { startHealthServer, type HealthServer } from './health.js';
+import { createMetrics, type MetricsStatus } from './metrics.js';
+import { MasqRules } from './masq.js';
 import { peerCounters, snapshotStats } from './stats-view.js';
 
 export const VERSION = '0.1.0';
@@ -42,6 +50,7 @@ interface PeerState { lease: Lease; slot: number }
 
 export class Daemon {
   private store: LeaseStore | null = null;
+  private kubeStore: KubeLeaseStore | null = null;
   private lease: Lease | null = null;
   private conf: NetConf | null = null;
   private underlay: Underlay | null = null;
@@ -53,9 +62,15 @@ export class Daemon {
   private statsBuf: SharedArrayBuffer | null = null;
   private statsLayout: StatsLayout | null = null;
   private server: Server | null = null;
+  private health: HealthServer | null = null;
+  private masq: MasqRules | null = null;
+  /** subnet.env written: /readyz answers 200. */
+  private ready = false;
   private stopWatch: (() => void) | null = null;
   private renewTimer: NodeJS.Timeout | null = null;
   private readonly peers = new Map<string, PeerState>();
+  private offloads: WorkerOffloads = { vnet: false, gso: false, gro: false, merge: 0 };
+  private tunOffloadFlags = 0;
   private commitChain: Promise<unknown> = Promise.resolve();
   private stopped = false;
   private readonly startedAt = Date.now();
@@ -66,17 +81,48 @@ export class Daemon {
   constructor(private readonly flags: Flags, private readonly log: Logger) {}
 
   async start(): Promise<void> {
+    try {
+      await this.startUp();
+    } catch (e) {
+      // Nothing half-configured and nothing left listening after a failed start.
+      await this.teardown();
+      throw e;
+    }
+  }
+
+  /**
+   * The lease store the flags ask for: Kubernetes with --kube-subnet-mgr,
+   * etcd when --etcd-endpoints is given (flag or FLANNELD_ETCD_ENDPOINTS),
+   * otherwise weft's local directory store.
+   */
+  private async createStore(): Promise<LeaseStore> {
     const f = this.flags;
-    requireNative(); // a missing addon is a start-up error, not a worker crash loop
     if (f.kubeSubnetMgr) {
-      throw new WeftError('EUNSUPPORTED', '--kube-subnet-mgr is not supported by this weft version yet; '
-        + 'use the local lease store (--lease-dir) for now');
+      // Loaded lazily: the Kubernetes client takes over a second to import.
+      const { KubeLeaseStore } = await import('../subnet/kube.js');
+      const kube = await KubeLeaseStore.fromEnv({
+        kubeconfigFile: f.kubeconfigFile, apiUrl: f.kubeApiUrl, annotationPrefix: f.kubeAnnotationPrefix,
+        netConfPath: f.netConfigPath, setNodeNetworkUnavailable: false,
+      });
+      this.kubeStore = kube;
+      return kube;
     }
     if (f.explicit.has('etcd-endpoints')) {
-      throw new WeftError('EUNSUPPORTED', '--etcd-endpoints: the etcd lease store is not in this weft version yet; '
-        + 'use the local lease store (--lease-dir) for now');
+      const { EtcdLeaseStore, etcdOptionsFromFlags } = await import('../subnet/etcd.js');
+      return new EtcdLeaseStore(etcdOptionsFromFlags(f, { log: this.log }));
     }
-    const store = new LocalLeaseStore({ dir: f.leaseDir, netConfPath: f.netConfigPath });
+    return new LocalLeaseStore({ dir: f.leaseDir, netConfPath: f.netConfigPath });
+  }
+
+  private async startUp(): Promise<void> {
+    const f = this.flags;
+    requireNative(); // a missing addon is a start-up error, not a worker crash loop
+    // Health first, as flanneld does: /healthz answers while we start.
+    const metrics = createMetrics(() => this.status());
+    this.health = await startHealthServer({
+      host: f.healthzIp, port: f.healthzPort, ready: () => this.ready, metrics: () => metrics.render(),
+    });
+    const store = await this.createStore();
     this.store = store;
     const conf = parseNetConf(await store.getNetworkConfig());
     this.conf = conf;
@@ -91,7 +137,12 @@ export class Daemon {
         + '"EnableIPv6" from the net-conf');
     }
     const port = conf.backend.port;
-    const underlay = await findUnderlay(f);
+    let underlay = await findUnderlay(f);
+    if (this.kubeStore) {
+      // flanneld lets the node's node-public-ip annotation override --public-ip.
+      const annotated = await this.kubeStore.getStoredPublicIp();
+      if (annotated !== null) underlay = { ...underlay, publicIp: annotated };
+    }
     this.underlay = underlay;
     const mtu = underlay.mtu - FLANNEL_UDP_OVERHEAD;
     if (mtu < 576) {
@@ -112,15 +163,14 @@ export class Daemon {
     this.log(`lease ${formatIpv4Prefix(lease.subnet)} (public IP ${formatIpv4(underlay.publicIp)}, `
       + `underlay ${underlay.name} MTU ${underlay.mtu})`);
 
-    try {
-      await this.setUpDataPlane(workers, port, mtu, lease, conf.network);
-      await this.applyWatch(lease);
-      const env = formatSubnetEnv({ network: conf.network, subnet: lease.subnet, mtu, ipMasq: f.ipMasq });
-      await writeSubnetEnv(f.subnetFile, env);
-    } catch (e) {
-      await this.teardown();
-      throw e;
-    }
+    await this.setUpDataPlane(workers, port, mtu, lease, conf.network);
+    await this.applyWatch(lease);
+    await this.startMasq(conf, lease);
+    const env = formatSubnetEnv({ network: conf.network, subnet: lease.subnet, mtu, ipMasq: f.ipMasq });
+    await writeSubnetEnv(f.subnetFile, env);
+    this.ready = true;
+    // NetworkUnavailable=False only once the network is really up, as flanneld.
+    if (this.kubeStore && f.setNodeNetworkUnavailable) await this.kubeStore.completeLease();
     this.log(`ready: ${this.tunName} MTU ${mtu}, ${workers} workers, UDP port ${port}, wrote ${f.subnetFile}`);
     this.scheduleRenew();
   }
@@ -128,15 +178,49 @@ export class Daemon {
   private async setUpDataPlane(workers: number, port: number, mtu: number, lease: Lease,
     network: Ipv4Prefix): Promise<void> {
     const f = this.flags;
-    const tun = openTun(f.tunName, workers);
+    const want = {
+      tun: f.offloads && f.offloadTun,
+      gso: f.offloads && f.offloadTun && f.offloadGso,
+      gro: f.offloads && f.offloadGro,
+      coalesce: f.offloads && f.offloadTun && f.offloadCoalesce,
+    };
+    // Probe before creating anything: a kernel that refuses or mangles an
+    // offload gets the plain path for it, and the log says which and why.
+    let tunFlags = 0;
+    let merge = 0;
+    if (want.tun) {
+      const p = await probeTunOffload();
+      this.log(`offload probe (TUN): ${p.detail}`);
+      if (p.accepted !== 0 && p.tcpMerge) {
+        tunFlags = p.accepted;
+        if (want.coalesce) merge = MERGE_TCP | (p.udpMerge ? MERGE_UDP : 0);
+      }
+    }
+    let udp = { gso: false, gro: false };
+    if (want.gso || want.gro) {
+      const p = probeUdpOffload();
+      this.log(`offload probe (UDP): ${p.detail}`);
+      udp = { gso: want.gso && tunFlags !== 0 && p.gso, gro: want.gro && p.gro };
+    }
+    const tun = openTun(f.tunName, workers, tunFlags !== 0 ? native.TUN_VNET_HDR : 0);
     this.tunFds = tun.fds;
     this.tunName = tun.name;
+    // The offload features belong to the device: one call covers every queue.
+    if (tunFlags !== 0) tunSetOffload(tun.fds[0]!, tunFlags);
     await configureTun({ name: tun.name, lease: lease.subnet, network, mtu, txQueueLen: TUN_TXQUEUELEN });
     for (let i = 0; i < workers; i++) {
-      this.udpFds.push(openUdp({
+      const fd = openUdp({
         addr: this.underlay!.addr, port, reusePort: true, rcvBuf: SOCKET_BUFFER, sndBuf: SOCKET_BUFFER,
-      }));
+      });
+      this.udpFds.push(fd);
+      if (udp.gro && !udpSetGro(fd, true)) udp.gro = false;
     }
+    this.offloads = { vnet: tunFlags !== 0, gso: udp.gso, gro: udp.gro, merge };
+    this.tunOffloadFlags = tunFlags;
+    const path = this.offloads.vnet || this.offloads.gro ? 'offload' : 'batched-per-packet';
+    this.log(`data path: ${path} (tun vnet_hdr ${this.offloads.vnet ? `on, TUNSETOFFLOAD 0x${tunFlags.toString(16)}` : 'off'}, `
+      + `udp gso ${udp.gso ? 'on' : 'off'}, udp gro ${udp.gro ? 'on' : 'off'}, `
+      + `coalesce ${merge === 0 ? 'off' : (merge & MERGE_UDP) !== 0 ? 'tcp+udp' : 'tcp'})`);
     const routes = RouteTableWriter.create({ maxPeers: MAX_PEERS });
     routes.setLocalSubnet(lease.subnet.addr, lease.subnet.len);
     await routes.commit();
@@ -152,6 +236,7 @@ export class Daemon {
       stats: buffer,
       maxPeers: MAX_PEERS,
       pathMtu: mtu,
+      offloads: this.offloads,
       onWorkerGone: (i) => routes.releaseReader(i),
       log: this.log,
     });
@@ -160,6 +245,28 @@ export class Daemon {
       status: () => this.status(),
       crashWorker: f.testHooks ? (i) => this.supervisor!.crash(i) : null,
     });
+  }
+
+  /**
+   * flannel's masquerade and forward rules. --ip-masq asked for them, so a
+   * failure stops start-up; the forward rules alone (on by default) only
+   * warn when iptables/nft cannot run, as flanneld does.
+   */
+  private async startMasq(conf: NetConf, lease: Lease): Promise<void> {
+    const f = this.flags;
+    if (!f.ipMasq && !f.iptablesForwardRules) return;
+    const masq = new MasqRules({
+      network: conf.network, lease: lease.subnet, nftables: conf.enableNFTables, masq: f.ipMasq,
+      forwardRules: f.iptablesForwardRules, randomFully: !f.ipMasqFullyRandomDisable,
+      resyncSeconds: f.iptablesResync, log: this.log,
+    });
+    try {
+      await masq.start();
+      this.masq = masq;
+    } catch (e) {
+      if (f.ipMasq) throw e;
+      this.log(`warning: forward rules not installed: ${e instanceof Error ? e.message : String(e)}`);
+    }
   }
 
   private async applyWatch(own: Lease): Promise<void> {
@@ -209,14 +316,21 @@ export class Daemon {
         this.lease = l;
         this.log(`lease ${formatIpv4Prefix(l.subnet)} renewed until ${new Date(l.expiration).toISOString()}`);
       }, (e: unknown) => {
+        if (isWeftError(e, 'EREVOKED')) {
+          this.log(`our lease was revoked: ${e.message}; stopping`);
+          void this.stop(1);
+          return;
+        }
         this.log(`lease renewal failed (will retry): ${e instanceof Error ? e.message : String(e)}`);
       }).finally(() => this.scheduleRenew());
     }, wait);
     this.renewTimer.unref();
   }
 
-  status(): unknown {
-    const stats = snapshotStats(this.statsBuf!, this.statsLayout!);
+  status(): MetricsStatus & Record<string, unknown> {
+    const stats = this.statsBuf && this.statsLayout
+      ? snapshotStats(this.statsBuf, this.statsLayout)
+      : { totals: {}, drops: {}, perWorker: [] };
     return {
       version: VERSION,
       pid: process.pid,
@@ -228,14 +342,23 @@ export class Daemon {
         expiration: new Date(this.lease.expiration).toISOString(),
       } : null,
       publicIp: this.underlay ? formatIpv4(this.underlay.publicIp) : null,
-      // The fast-path offloads are not implemented yet: every path is per-packet.
-      offloads: { tunVnetHdr: false, udpGso: false, udpGro: false, path: 'batched-per-packet' },
+      offloads: {
+        tunVnetHdr: this.offloads.vnet,
+        tunOffloadFlags: this.tunOffloadFlags,
+        udpGso: this.offloads.gso,
+        udpGro: this.offloads.gro,
+        coalesce: this.offloads.merge !== 0,
+        path: this.offloads.vnet || this.offloads.gro ? 'offload' : 'batched-per-packet',
+      },
       routeEpoch: this.routes?.epoch ?? 0,
+      routeCount: this.routes?.routeCount() ?? 0,
       workers: this.supervisor?.health() ?? [],
       peers: [...this.peers.entries()].map(([key, p]) => ({
         subnet: key,
         publicIp: formatIpv4(p.lease.attrs.publicIp),
-        ...peerCounters(this.statsBuf!, this.statsLayout!, p.slot),
+        ...(this.statsBuf && this.statsLayout
+          ? peerCounters(this.statsBuf, this.statsLayout, p.slot)
+          : { txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0 }),
       })),
       totals: stats.totals,
       drops: stats.drops,
@@ -252,6 +375,13 @@ export class Daemon {
   }
 
   private async teardown(): Promise<void> {
+    this.ready = false;
+    await this.masq?.stop().catch((e: unknown) => {
+      this.log(`removing masquerade rules failed: ${e instanceof Error ? e.message : String(e)}`);
+    });
+    this.masq = null;
+    await this.health?.close();
+    this.health = null;
     if (this.renewTimer) clearTimeout(this.renewTimer);
     this.stopWatch?.();
     this.stopWatch = null;
@@ -267,5 +397,6 @@ export class Daemon {
     if (this.tunFds.length > 0) closeTun(this.tunFds);
     this.tunFds = [];
     await this.store?.close();
+    this.store = null;
   }
 }

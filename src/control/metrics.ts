@@ -21,7 +21,7 @@ import { DROP_REASON_NAMES } from '../wire/drop-reason.js';
 /** The part of Daemon.status() that the metrics read. */
 export interface MetricsStatus {
   lease: { subnet: string; expiration: string } | null;
-  offloads: { tunVnetHdr: boolean; udpGso: boolean; udpGro: boolean; path: string };
+  offloads: { tunVnetHdr: boolean; udpGso: boolean; udpGro: boolean; path: string } & Record<string, unknown>;
   routeEpoch: number;
   /** Peer routes in the table (RouteTableWriter.routeCount()); absent → the number of peers. */
   routeCount?: number;

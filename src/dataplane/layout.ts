@@ -11,8 +11,11 @@ import { DROP_REASON_COUNT } from '../wire/drop-reason.js';
 export const BATCH = 64;
 /** Bytes reserved in front of each packet so outer headers can be written in place. */
 export const HEADROOM = 64;
-/** One slot holds the largest IPv4 packet plus headroom. */
-export const SLOT_SIZE = 65536 + HEADROOM;
+/**
+ * One slot holds the largest IPv4 packet, a 10-byte virtio_net_hdr in
+ * front of it on an offloading TUN, and the headroom.
+ */
+export const SLOT_SIZE = 65536 + 64 + HEADROOM;
 /** A worker blocks in poll() at most this long, so stop and epochs are seen. */
 export const POLL_TIMEOUT_MS = 100;
 export const MAX_WORKERS = 64;

@@ -5,7 +5,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { CTL, STAT, WORKER_STRIDE } from './layout.js';
-import type { WorkerInit } from './worker.js';
+import type { WorkerInit, WorkerOffloads } from './worker.js';
 
 export interface SupervisorOptions {
   readonly tunFds: readonly number[];
@@ -15,6 +15,7 @@ export interface SupervisorOptions {
   readonly stats: SharedArrayBuffer;
   readonly maxPeers: number;
   readonly pathMtu: number;
+  readonly offloads: WorkerOffloads;
   /** Called when a worker's reader slot must be released (it died). */
   readonly onWorkerGone: (index: number) => void;
   readonly log: (msg: string) => void;
@@ -63,6 +64,7 @@ export class Supervisor {
       maxPeers: o.maxPeers,
       workers: this.size,
       pathMtu: o.pathMtu,
+      offloads: o.offloads,
     };
     const slot = this.slots[i]!;
     const w = new Worker(WORKER_URL, { workerData: init, name: `weft-worker-${i}` });

@@ -4,6 +4,15 @@
  * both directions — so it never yields to the event loop; the control plane
  * talks to it only through shared memory (control block, route table,
  * counters), read once per batch.
+ *
+ * Two shapes of the same path, chosen at start-up by the offload probes:
+ * - plain: one IP packet per TUN read/write and per datagram, batched
+ *   through readv-like native calls, sendmmsg and recvmmsg;
+ * - offload: the TUN hands over 64 KB TCP/UDP super-packets (IFF_VNET_HDR,
+ *   TUNSETOFFLOAD) that the addon splits into MTU-sized packets laid back
+ *   to back, sent as UDP_SEGMENT runs; received datagrams arrive as UDP_GRO
+ *   runs and are merged back into super-packets before the TUN write.
+ * The wire is the same in both: one inner IP packet per UDP datagram.
  */
 import { workerData } from 'node:worker_threads';
 import { native } from '../native/index.js';
@@ -12,7 +21,24 @@ import { FlannelUdpPath } from '../encap/flannel-udp.js';
 import { PacketQueue, ReplyArea } from '../encap/queue.js';
 import { ICMP_ERROR_MAX_LEN } from '../wire/constants.js';
 import { DropReason } from '../wire/drop-reason.js';
+import { gso as gsoNative, GRO_RECV_CAP } from '../conn/gso.js';
+import {
+  offloadBinding, F_NEEDS_CSUM, SPLIT_COUNT, SPLIT_STRIDE, SPLIT_TOTAL, SPLIT_RES_LEN, udpGsoChunk,
+  VIRTIO_NET_HDR_LEN, VNET_SPLIT_OUT_MAX,
+} from '../offload/vnet.js';
 import { BATCH, CTL, HEADROOM, PEER, POLL_TIMEOUT_MS, SLOT_SIZE, STAT, WORKER_STRIDE, statsLayout } from './layout.js';
+
+/** Which offloads this worker uses; all false is the plain path. */
+export interface WorkerOffloads {
+  /** The TUN was opened with IFF_VNET_HDR and TUNSETOFFLOAD accepted (super-packets in and out). */
+  readonly vnet: boolean;
+  /** Send split runs with UDP_SEGMENT. */
+  readonly gso: boolean;
+  /** The socket has UDP_GRO on: receives may hold runs of datagrams. */
+  readonly gro: boolean;
+  /** vnetCoalesce merge flags (MERGE_TCP | MERGE_UDP) for TUN writes; 0 = no merging. */
+  readonly merge: number;
+}
 
 export interface WorkerInit {
   readonly index: number;
@@ -24,23 +50,40 @@ export interface WorkerInit {
   readonly maxPeers: number;
   readonly workers: number;
   readonly pathMtu: number;
+  readonly offloads: WorkerOffloads;
 }
+
+/** Datagrams per GRO'd receive at most (the kernel's UDP GRO limit). */
+const MAX_RUN = 64;
+/** Entries one native batch call takes (the addon's MAX_BATCH). */
+const CALL_MAX = 256;
+/** Room for this many split super-packets before the egress area is flushed. */
+const SPLIT_AREAS = 8;
 
 function run(init: WorkerInit): void {
   const ctl = new Int32Array(init.control);
   const stats = new Float64Array(init.stats);
   const w = init.index;
   const base = w * WORKER_STRIDE;
+  const drops = base + STAT.DROPS;
   const peerBase = statsLayout(init.workers, init.maxPeers).peerBase(w);
   const rt = new RouteTableReader(init.routes, w);
+  const { vnet, gso, gro, merge } = init.offloads;
+  const hdr = vnet ? VIRTIO_NET_HDR_LEN : 0;
 
-  // One slab: BATCH slots for TUN reads, BATCH for UDP receives, then the
-  // ICMP reply slots (two per batch direction). Allocated once.
+  // One slab, allocated once: TUN read slots, UDP receive slots, ICMP reply
+  // slots, the area split segments are written to (egress) and the area
+  // merged super-packets are written to (ingress, offload only).
+  const replySlot = ICMP_ERROR_MAX_LEN + 16;
   const replySlots = 2 * BATCH;
   const tunBase = 0;
   const udpBase = BATCH * SLOT_SIZE;
   const replyBase = 2 * BATCH * SLOT_SIZE;
-  const slab = new Uint8Array(replyBase + replySlots * ICMP_ERROR_MAX_LEN);
+  const splitBase = replyBase + replySlots * replySlot;
+  const splitCap = vnet ? SPLIT_AREAS * VNET_SPLIT_OUT_MAX : 0;
+  const mergeBase = splitBase + splitCap;
+  const mergeCap = vnet ? BATCH * SLOT_SIZE : 0;
+  const slab = new Uint8Array(mergeBase + mergeCap);
   const tunOffs = new Uint32Array(BATCH);
   const udpOffs = new Uint32Array(BATCH);
   for (let i = 0; i < BATCH; i++) {
@@ -48,60 +91,160 @@ function run(init: WorkerInit): void {
     udpOffs[i] = udpBase + i * SLOT_SIZE + HEADROOM;
   }
   const cap = SLOT_SIZE - HEADROOM;
+  if (gro && cap < GRO_RECV_CAP) throw new Error(`worker ${w}: UDP slots too small for GRO`);
   const tunLens = new Uint32Array(BATCH);
   const udpLens = new Uint32Array(BATCH);
+  const udpSegs = new Uint32Array(BATCH);
   const udpAddrs = new Uint32Array(BATCH);
   const udpPorts = new Uint32Array(BATCH);
+  const splitRes = new Uint32Array(SPLIT_RES_LEN);
+  const sendRes = new Int32Array(4);
+  const mergeRes = new Uint32Array(2);
 
-  const replies = new ReplyArea(replyBase, ICMP_ERROR_MAX_LEN, replySlots);
-  const toPeer = new PacketQueue(2 * BATCH);
-  const toTun = new PacketQueue(2 * BATCH);
-  const path = new FlannelUdpPath(rt, { stats, dropBase: base + STAT.DROPS, icmpSlot: base + STAT.ICMP_SENT },
-    init.pathMtu, replies);
+  const replies = new ReplyArea(replyBase, replySlot, replySlots);
+  // toPeer: forwarded packets or split runs, plus time-exceeded replies.
+  const toPeer = new PacketQueue(4 * BATCH);
+  // icmpToTun: our own ICMP errors, ready to write (with a zeroed vnet header when vnet).
+  const icmpToTun = new PacketQueue(2 * BATCH);
+  // inbound: accepted inner packets, plain IP, to be written (merged when vnet).
+  const inbound = new PacketQueue(CALL_MAX);
+  const merged = new PacketQueue(CALL_MAX);
+  const path = new FlannelUdpPath(rt, { stats, dropBase: drops, icmpSlot: base + STAT.ICMP_SENT },
+    init.pathMtu, replies, hdr);
   const tunFd = init.tunFd;
   const udpFd = init.udpFd;
+  const off = vnet ? offloadBinding() : null;
+  let splitUsed = 0;
 
   const flushToPeer = (): void => {
     const n = toPeer.count;
     if (n === 0) return;
-    const sent = native.udpSend(udpFd, slab, toPeer.offs, toPeer.lens, toPeer.addrs, toPeer.ports, n);
+    let sent: number;
+    let datagrams = 0;
+    if (gso) {
+      sent = gsoNative.udpSendSeg(udpFd, slab, toPeer.offs, toPeer.lens, toPeer.segs, toPeer.addrs, toPeer.ports,
+        n, sendRes);
+    } else {
+      sent = native.udpSend(udpFd, slab, toPeer.offs, toPeer.lens, toPeer.addrs, toPeer.ports, n);
+    }
     let bytes = 0;
     for (let i = 0; i < n; i++) {
       const len = toPeer.lens[i]!;
+      const seg = toPeer.segs[i]!;
+      const count = seg > 0 ? Math.ceil(len / seg) : 1;
+      datagrams += count;
       bytes += len;
       const p = toPeer.peers[i]!;
       if (p >= 0) {
         const pb = peerBase + p * PEER.STRIDE;
-        stats[pb + PEER.TX_PKTS]++;
+        stats[pb + PEER.TX_PKTS] += count;
         stats[pb + PEER.TX_BYTES] += len;
       }
     }
-    stats[base + STAT.UDP_TX_PKTS] += sent;
+    const sentDatagrams = gso ? sendRes[0]! : sent;
+    stats[base + STAT.UDP_TX_PKTS] += sentDatagrams;
     // Which ones failed is not reported by sendmmsg; bytes are those offered.
     stats[base + STAT.UDP_TX_BYTES] += bytes;
-    if (sent < n) stats[base + STAT.DROPS + DropReason.UDP_SEND_FAILED] += n - sent;
+    if (sentDatagrams < datagrams) stats[drops + DropReason.UDP_SEND_FAILED] += datagrams - sentDatagrams;
     toPeer.count = 0;
+    splitUsed = 0;
   };
 
-  const flushToTun = (): void => {
-    const n = toTun.count;
+  const writeTun = (q: PacketQueue): void => {
+    const n = q.count;
     if (n === 0) return;
-    const written = native.tunWrite(tunFd, slab, toTun.offs, toTun.lens, n);
+    const written = native.tunWrite(tunFd, slab, q.offs, q.lens, n);
+    if (written < n) stats[drops + DropReason.TUN_WRITE_FAILED] += n - written;
+    q.count = 0;
+  };
+
+  /** Writes the accepted inbound packets, merged into super-packets when the TUN takes them. */
+  const flushInbound = (): void => {
+    const n = inbound.count;
+    if (n === 0) return;
     let bytes = 0;
     for (let i = 0; i < n; i++) {
-      const len = toTun.lens[i]!;
+      const len = inbound.lens[i]!;
       bytes += len;
-      const p = toTun.peers[i]!;
+      const p = inbound.peers[i]!;
       if (p >= 0) {
         const pb = peerBase + p * PEER.STRIDE;
         stats[pb + PEER.RX_PKTS]++;
         stats[pb + PEER.RX_BYTES] += len;
       }
     }
-    stats[base + STAT.TUN_TX_PKTS] += written;
+    stats[base + STAT.TUN_TX_PKTS] += n;
     stats[base + STAT.TUN_TX_BYTES] += bytes;
-    if (written < n) stats[base + STAT.DROPS + DropReason.TUN_WRITE_FAILED] += n - written;
-    toTun.count = 0;
+    if (off === null) {
+      writeTun(inbound);
+      return;
+    }
+    // vnetCoalesce consumes a prefix of the inputs per call; the rest is
+    // moved to the front and merged on the next call.
+    let left = n;
+    while (left > 0) {
+      const outs = off.vnetCoalesce(slab, inbound.offs, inbound.lens, left, mergeBase, mergeCap,
+        merged.offs, merged.lens, merged.capacity, merge, mergeRes);
+      merged.count = outs;
+      writeTun(merged);
+      const used = mergeRes[0]!;
+      if (used === 0) break;
+      left -= used;
+      if (left > 0) {
+        inbound.offs.copyWithin(0, used, used + left);
+        inbound.lens.copyWithin(0, used, used + left);
+      }
+    }
+    inbound.count = 0;
+  };
+
+  /** Egress of one read from an offloading TUN: route the (super-)packet once, split, queue the run. */
+  const egressVnet = (at: number, len: number): void => {
+    if (len <= VIRTIO_NET_HDR_LEN) {
+      stats[drops + DropReason.TRUNCATED]++;
+      return;
+    }
+    const flags = slab[at]!;
+    const gsoType = slab[at + 1]!;
+    const ipOff = at + VIRTIO_NET_HDR_LEN;
+    const ipLen = len - VIRTIO_NET_HDR_LEN;
+    const peer = path.route(slab, ipOff, ipLen, gsoType !== 0, icmpToTun);
+    if (peer < 0) return;
+    const addr = rt.peerAddr[peer]!;
+    const port = rt.peerPort[peer]!;
+    if (gsoType === 0 && (flags & F_NEEDS_CSUM) === 0) {
+      if (toPeer.full) flushToPeer();
+      toPeer.push(ipOff, ipLen, addr, port, peer);
+      return;
+    }
+    if (splitCap - splitUsed < VNET_SPLIT_OUT_MAX || toPeer.count + 4 > toPeer.capacity) flushToPeer();
+    const at2 = splitBase + splitUsed;
+    const bad = off!.vnetSplit(slab, at, len, at2, splitCap - splitUsed, init.pathMtu, splitRes);
+    if (bad !== 0) {
+      stats[drops + bad]++;
+      return;
+    }
+    const count = splitRes[SPLIT_COUNT]!;
+    const stride = splitRes[SPLIT_STRIDE]!;
+    const total = splitRes[SPLIT_TOTAL]!;
+    splitUsed += total;
+    if (count === 1) {
+      toPeer.push(at2, total, addr, port, peer);
+    } else if (gso) {
+      // One UDP_SEGMENT message carries at most udpGsoChunk(stride) segments.
+      const chunk = udpGsoChunk(stride) * stride;
+      for (let o = 0; o < total; o += chunk) {
+        toPeer.pushRun(at2 + o, Math.min(chunk, total - o), addr, port, peer, stride);
+      }
+    } else {
+      for (let o = 0; o < total; o += stride) {
+        if (toPeer.full) {
+          stats[drops + DropReason.UDP_SEND_FAILED]++;
+          continue;
+        }
+        toPeer.push(at2 + o, Math.min(stride, total - o), addr, port, peer);
+      }
+    }
   };
 
   while (Atomics.load(ctl, CTL.STOP) === 0) {
@@ -122,24 +265,41 @@ function run(init: WorkerInit): void {
         stats[base + STAT.TUN_RX_PKTS] += n;
         for (let i = 0; i < n; i++) {
           const len = tunLens[i]!;
-          stats[base + STAT.TUN_RX_BYTES] += len;
-          path.egress(slab, tunOffs[i]!, len, toPeer, toTun);
+          stats[base + STAT.TUN_RX_BYTES] += len - hdr;
+          if (vnet) egressVnet(tunOffs[i]!, len);
+          else path.egress(slab, tunOffs[i]!, len, toPeer, icmpToTun);
         }
         flushToPeer();
-        flushToTun();
+        writeTun(icmpToTun);
       }
     }
     if (ready & 2) {
-      const n = native.udpRecv(udpFd, slab, udpOffs, cap, udpLens, udpAddrs, udpPorts, BATCH);
+      const n = gro
+        ? gsoNative.udpRecvGro(udpFd, slab, udpOffs, cap, udpLens, udpSegs, udpAddrs, udpPorts, BATCH)
+        : native.udpRecv(udpFd, slab, udpOffs, cap, udpLens, udpAddrs, udpPorts, BATCH);
       if (n > 0) {
         stats[base + STAT.UDP_RECV_BATCHES]++;
-        stats[base + STAT.UDP_RX_PKTS] += n;
         for (let i = 0; i < n; i++) {
+          const at = udpOffs[i]!;
           const len = udpLens[i]!;
+          const src = udpAddrs[i]!;
+          const sport = udpPorts[i]!;
           stats[base + STAT.UDP_RX_BYTES] += len;
-          path.ingress(slab, udpOffs[i]!, len, cap, udpAddrs[i]!, udpPorts[i]!, toTun, toPeer);
+          const seg = gro ? udpSegs[i]! : 0;
+          // Keep a whole run's room so one TUN write call takes the lot.
+          if (inbound.count + MAX_RUN > inbound.capacity) flushInbound();
+          if (seg === 0 || len > cap) {
+            stats[base + STAT.UDP_RX_PKTS]++;
+            path.ingress(slab, at, len, cap, src, sport, inbound, toPeer);
+            continue;
+          }
+          // A GRO run: datagrams of `seg` bytes back to back, the last shorter.
+          for (let o = 0; o < len; o += seg) {
+            stats[base + STAT.UDP_RX_PKTS]++;
+            path.ingress(slab, at + o, Math.min(seg, len - o), cap, src, sport, inbound, toPeer);
+          }
         }
-        flushToTun();
+        flushInbound();
         flushToPeer();
       }
     }

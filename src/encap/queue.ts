@@ -10,6 +10,8 @@ export class PacketQueue {
   readonly ports: Uint32Array;
   /** Peer slot per packet, for per-peer counters (-1 = none). */
   readonly peers: Int32Array;
+  /** UDP_SEGMENT size per entry: 0 = one datagram, else a run of datagrams of this size. */
+  readonly segs: Uint32Array;
   count = 0;
 
   constructor(readonly capacity: number) {
@@ -18,6 +20,7 @@ export class PacketQueue {
     this.addrs = new Uint32Array(capacity);
     this.ports = new Uint32Array(capacity);
     this.peers = new Int32Array(capacity);
+    this.segs = new Uint32Array(capacity);
   }
 
   get full(): boolean {
@@ -31,6 +34,13 @@ export class PacketQueue {
     this.addrs[i] = addr;
     this.ports[i] = port;
     this.peers[i] = peer;
+    this.segs[i] = 0;
+  }
+
+  /** A run of datagrams of `seg` bytes (the last may be shorter), sent with one UDP_SEGMENT message. */
+  pushRun(off: number, len: number, addr: number, port: number, peer: number, seg: number): void {
+    this.push(off, len, addr, port, peer);
+    this.segs[this.count - 1] = seg;
   }
 }
 

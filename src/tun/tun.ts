@@ -48,9 +48,10 @@ function explain(name: string, queues: number, e: Error & { code: string }): str
 
 /**
  * Opens `queues` queues of TUN device `name` (created if absent; removed by
- * the kernel when the last queue closes unless made persistent).
+ * the kernel when the last queue closes unless made persistent). `flags`
+ * TUN_VNET_HDR opens every queue with IFF_VNET_HDR (the offload path).
  */
-export function openTun(name: string, queues: number): TunDevice {
+export function openTun(name: string, queues: number, flags = 0): TunDevice {
   if (!Number.isInteger(queues) || queues < 1 || queues > MAX_TUN_QUEUES) {
     throw new WeftError('EINVAL', `TUN queue count must be 1..${MAX_TUN_QUEUES} (got ${queues})`);
   }
@@ -59,7 +60,7 @@ export function openTun(name: string, queues: number): TunDevice {
   }
   let fds: number[];
   try {
-    fds = native.tunOpen(name, queues, 0);
+    fds = native.tunOpen(name, queues, flags);
   } catch (e) {
     if (isNativeError(e) && !(e instanceof WeftError) && /^E[A-Z0-9]+$/.test(e.code)) {
       throw new WeftError(e.code, explain(name === '' ? 'tun%d' : name, queues, e), { cause: e });

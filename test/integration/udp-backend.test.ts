@@ -17,22 +17,38 @@ import { rootSkip } from '../helpers/root.js';
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 
 interface Status {
+  offloads: { path: string };
   totals: Record<string, number>;
   drops: Record<string, number>;
   workers: { index: number; alive: boolean; restarts: number }[];
 }
 
-describe('udp backend, two hosts', { skip: rootSkip(), timeout: 180_000 }, () => {
-  const tb = new Testbed(`wi${process.pid % 10000}`);
+/**
+ * The same suite three times: offloads on at both nodes, off at both, and
+ * on at one node and off at the other (the wire must not change).
+ */
+const MODES: { name: string; args: [string[], string[]]; tag: string }[] = [
+  { name: 'offloads on', args: [[], []], tag: 'a' },
+  { name: 'offloads off', args: [['--offloads=false'], ['--offloads=false']], tag: 'b' },
+  { name: 'offloads on ↔ off (interop)', args: [[], ['--offloads=false']], tag: 'c' },
+];
+
+for (const mode of MODES) describe(`udp backend, two hosts, ${mode.name}`, { skip: rootSkip(), timeout: 180_000 }, () => {
+  const tb = new Testbed(`wi${mode.tag}${process.pid % 10000}`);
   let dir = '';
-  let nodes: WeftNode[] = [];
+  const nodes: WeftNode[] = [];
   let podA: Pod;
   let podB: Pod;
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'weft-it-'));
     const { hosts } = await twoHosts(tb);
-    for (const h of hosts) nodes.push(await startWeftNode(tb, h, { dir, extraArgs: ['--workers=2', '--test-hooks'] }));
+    for (const [i, h] of hosts.entries()) {
+      nodes.push(await startWeftNode(tb, h, { dir, extraArgs: ['--workers=2', '--test-hooks', ...mode.args[i]!] }));
+    }
+    const paths = await Promise.all(nodes.map(async (_, i) => (await status(i)).offloads.path));
+    assert.deepEqual(paths, mode.args.map((a) => (a.length === 0 ? 'offload' : 'batched-per-packet')),
+      'the data path each node reports');
     podA = await attachWeftPod(tb, nodes[0]!);
     podB = await attachWeftPod(tb, nodes[1]!);
     assert.ok(await waitReachable(tb, podA.ns, podB.ip, 10_000), 'pod B reachable from pod A');
