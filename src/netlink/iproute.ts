@@ -1,0 +1,170 @@
+/**
+ * The one runner for iproute2 (`ip`, `bridge`) under src/netlink. Control
+ * plane only. Every call is bounded in time and output; a failure names the
+ * command, and for `-batch` input the line that failed, and what iproute2
+ * printed.
+ *
+ * `netns` runs the command against another network namespace (`ip -n`,
+ * `bridge -n`): the daemon passes none, the tests pass their namespaces.
+ */
+import { spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { WeftError } from '../errors.js';
+
+export type IprouteTool = 'ip' | 'bridge';
+
+export interface IprouteOptions {
+  /** Network namespace name (`ip netns`); absent = ours. */
+  netns?: string | undefined;
+  /** Written to stdin (for `-batch -`). */
+  input?: string;
+  /** Default 10 000 ms; on expiry the process is killed and the call rejects. */
+  timeoutMs?: number;
+}
+
+const DEFAULT_TIMEOUT_MS = 10_000;
+const OUTPUT_CAP = 16 * 1024 * 1024;
+/** IFNAMSIZ − 1. */
+const IFNAME_MAX = 15;
+
+/**
+ * Interface names go into `-batch` text, where whitespace separates words
+ * and a newline starts a new command: reject anything that could do that.
+ */
+export function checkDevName(name: string): void {
+  if (name.length === 0 || name.length > IFNAME_MAX || /[\s/]/.test(name) || name === '.' || name === '..') {
+    throw new WeftError('EBADDEV', `interface name "${name}" must be 1-${IFNAME_MAX} characters without spaces or '/'`);
+  }
+}
+
+/** The stderr of a missing device, as `ip` and `bridge` word it. */
+const NO_DEVICE = /does not exist|Cannot find device|No such device/;
+
+function failure(tool: IprouteTool, argv: readonly string[], opts: IprouteOptions, stderr: string, why: string): WeftError {
+  const text = stderr.trim();
+  let where = '';
+  // `-batch -` reports "Command failed -:N": name the command on that line.
+  const m = /Command failed -:(\d+)/.exec(text);
+  if (m !== null && opts.input !== undefined) {
+    const line = opts.input.split('\n')[Number(m[1]) - 1];
+    if (line !== undefined) where = ` at "${line}"`;
+  }
+  const code = NO_DEVICE.test(text) ? 'ENODEV' : 'EIPROUTE';
+  return new WeftError(code, `${tool} ${argv.join(' ')} failed${where}: ${(text || why).slice(0, 2000)}`);
+}
+
+export interface IprouteResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `tool [-n netns] args…` and resolves whatever the exit code; rejects
+ * only when the tool cannot run or overruns its time bound.
+ */
+export function iprouteRaw(tool: IprouteTool, args: readonly string[], opts: IprouteOptions = {}): Promise<IprouteResult> {
+  const argv = opts.netns !== undefined ? ['-n', opts.netns, ...args] : [...args];
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  return new Promise((resolve, reject) => {
+    const child = spawn(tool, argv, { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+      if (stdout.length < OUTPUT_CAP) stdout += d;
+    });
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+      if (stderr.length < OUTPUT_CAP) stderr += d;
+    });
+    if (opts.input !== undefined && child.stdin !== null) {
+      // A command that exits early (iproute2 exit()s on some errors) closes
+      // its stdin; the write error is not the failure to report.
+      child.stdin.on('error', () => {});
+      child.stdin.end(opts.input);
+    }
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.on('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      if (err.code === 'ENOENT') {
+        reject(new WeftError('ENOIPROUTE', `${tool} not found (install the Debian package iproute2)`, { cause: err }));
+      } else {
+        reject(new WeftError('EIPROUTE', `cannot run ${tool}: ${err.message}`, { cause: err }));
+      }
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (timedOut) {
+        reject(new WeftError('EIPROUTE', `${tool} ${argv.join(' ')} timed out after ${timeoutMs} ms (killed)`));
+        return;
+      }
+      resolve({ code: code ?? (signal !== null ? 128 : 1), stdout, stderr });
+    });
+  });
+}
+
+/** Runs `tool [-n netns] args…`; resolves with stdout, rejects on a non-zero exit. */
+export async function iproute(tool: IprouteTool, args: readonly string[], opts: IprouteOptions = {}): Promise<string> {
+  const r = await iprouteRaw(tool, args, opts);
+  if (r.code !== 0) {
+    const argv = opts.netns !== undefined ? ['-n', opts.netns, ...args] : [...args];
+    throw failure(tool, argv, opts, r.stderr, `exit ${r.code}`);
+  }
+  return r.stdout;
+}
+
+/** `tool -j args…` parsed. iproute2 prints nothing for some empty dumps: that is []. */
+export async function iprouteJson(tool: IprouteTool, args: readonly string[], netns?: string): Promise<unknown[]> {
+  const out = await iproute(tool, ['-j', ...args], { netns });
+  return parseJsonArray(out, `${tool} -j ${args.join(' ')}`);
+}
+
+export function parseJsonArray(out: string, what: string): unknown[] {
+  const text = out.trim();
+  if (text === '') return [];
+  try {
+    const v: unknown = JSON.parse(text);
+    return Array.isArray(v) ? v : [v];
+  } catch (e) {
+    throw new WeftError('EIPROUTE', `${what}: output is not JSON (${(e as Error).message})`);
+  }
+}
+
+/**
+ * Sends many commands through one process (`-batch -`). Without -force the
+ * batch stops at the first failure, which the error names; callers only
+ * batch commands that should all succeed (replace, or deletes of entries
+ * they have just read). Empty batches cost nothing.
+ */
+export async function iprouteBatch(tool: IprouteTool, lines: readonly string[], netns?: string, json = false): Promise<string> {
+  if (lines.length === 0) return '';
+  const pre = json ? ['-j', '-batch', '-'] : ['-batch', '-'];
+  return iproute(tool, pre, { netns, input: `${lines.join('\n')}\n`, timeoutMs: DEFAULT_TIMEOUT_MS + lines.length * 20 });
+}
+
+/**
+ * Writes a sysctl for an interface in `netns` (/proc/sys/net is per
+ * namespace of the process that opens it). Best effort: returns false when
+ * it could not be written (e.g. IPv6 disabled).
+ */
+export async function writeNetSysctl(path: string, value: string, netns?: string): Promise<boolean> {
+  if (!path.startsWith('/proc/sys/net/')) throw new WeftError('EBADSYSCTL', `not a network sysctl path: ${path}`);
+  if (netns === undefined) {
+    return writeFile(path, value).then(() => true, () => false);
+  }
+  return new Promise((resolve) => {
+    const child = spawn('ip', ['netns', 'exec', netns, 'sh', '-c', 'printf "%s\\n" "$1" > "$2"', 'sh', value, path], { stdio: 'ignore' });
+    const timer = setTimeout(() => child.kill('SIGKILL'), DEFAULT_TIMEOUT_MS);
+    child.on('error', () => {
+      clearTimeout(timer);
+      resolve(false);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve(code === 0);
+    });
+  });
+}
