@@ -9,8 +9,9 @@ import { Daemon, VERSION } from '../control/daemon.js';
 import { runStatus } from './status.js';
 import { runDemo } from './demo.js';
 import { runTop } from './top.js';
+import { runInstallCni } from './install-cni.js';
 
-const SUBCOMMANDS = ['status', 'top', 'demo', 'version', 'help'] as const;
+const SUBCOMMANDS = ['status', 'top', 'demo', 'install-cni', 'version', 'help'] as const;
 
 function log(msg: string): void {
   process.stderr.write(`${new Date().toISOString()} weft: ${msg}\n`);
@@ -30,6 +31,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runStatus(argv.slice(1));
       case 'top':
         return await runTop(argv.slice(1));
+      case 'install-cni':
+        return await runInstallCni(argv.slice(1));
       case 'demo':
         return await runDemo(argv.slice(1));
       default:
@@ -52,6 +55,7 @@ usage:
   weft status [--json] [--control-socket PATH]
   weft top [--interval=S] [--once] [--control-socket PATH]
   weft demo               two hosts in network namespaces, pod-to-pod traffic (root)
+  weft install-cni [--src=PATH] [--dest=PATH] [--cni-bin-dir=DIR]
   weft version
 
 flags:
