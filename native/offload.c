@@ -15,10 +15,11 @@
  * from scratch (pseudo-header with the segment's own length + segment),
  * as wireguard-go's gsoSplit does, so a wrong partial sum cannot leak.
  *
- * Safety: every function here reads only in[0..in_len) and the packets
- * slab[offs[i]..offs[i]+lens[i]), and writes only out[0..out_cap). The
- * N-API wrappers check those ranges against the slab (and that input and
- * output do not overlap) before calling in.
+ * Safety: every function here reads only in[0..in_len), the prefix
+ * pfx[0..pfx_len) and the packets slab[offs[i]..offs[i]+lens[i]), and
+ * writes only out[0..out_cap). The N-API wrappers check those ranges
+ * against the slab (and that input, prefix and output do not overlap)
+ * before calling in.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -155,8 +156,17 @@ static void l4_set_checksum(uint8_t *ip, bool v6, size_t l3, uint32_t proto, siz
 
 /* ---- split -------------------------------------------------------------- */
 
-int vnet_split(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap, uint32_t max_pkt,
-               uint32_t res[4]) {
+/*
+ * The one segmentation routine. Every output segment is pfx[0..pfx_len)
+ * followed by the IP packet, so a UDP_SEGMENT run of `stride`-byte
+ * datagrams carries prefix + packet in each (VXLAN: header + inner
+ * Ethernet). max_pkt bounds the IP packet alone; res[1..3] count the
+ * prefix. Always inlined so vnet_split (pfx_len 0) compiles to the
+ * prefix-free code with no extra work per segment.
+ */
+static inline __attribute__((always_inline)) int
+split_impl(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap, uint32_t max_pkt,
+           const uint8_t *pfx, size_t pfx_len, uint32_t res[4]) {
   if (in_len < VNET_HDR_LEN + 20) return WEFT_DROP_TRUNCATED;
   struct virtio_net_hdr h;
   memcpy(&h, in, sizeof h);
@@ -191,17 +201,19 @@ int vnet_split(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap, u
   const size_t cs = h.csum_start, co = h.csum_offset;
 
   if (gso == VIRTIO_NET_HDR_GSO_NONE) {
-    if (plen > max_pkt || plen > out_cap) return WEFT_DROP_TOO_BIG;
+    if (plen > max_pkt || pfx_len + plen > out_cap) return WEFT_DROP_TOO_BIG;
     if ((h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && cs + co + 2 > plen) return WEFT_DROP_BAD_GSO;
-    memcpy(out, pkt, plen);
+    if (pfx_len) memcpy(out, pfx, pfx_len);
+    uint8_t *o = out + pfx_len;
+    memcpy(o, pkt, plen);
     if (h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
       /* The field already holds the pseudo-header sum: fold everything from
          csum_start on, as skb_checksum_help does (0 goes out as 0xffff). */
-      uint32_t c = ~csum_bytes(out + cs, plen - cs) & 0xffff;
-      wr16(out + cs + co, c == 0 ? 0xffff : c);
+      uint32_t c = ~csum_bytes(o + cs, plen - cs) & 0xffff;
+      wr16(o + cs + co, c == 0 ? 0xffff : c);
     }
     res[0] = 1;
-    res[1] = res[2] = res[3] = (uint32_t)plen;
+    res[1] = res[2] = res[3] = (uint32_t)(pfx_len + plen);
     return 0;
   }
 
@@ -241,7 +253,7 @@ int vnet_split(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap, u
   }
   const size_t segs = payload == 0 ? 1 : (payload + mss - 1) / mss;
   if (segs > VNET_SPLIT_MAX_SEGS) return WEFT_DROP_BAD_GSO;
-  if (payload + segs * hl > out_cap) return WEFT_DROP_TOO_BIG;
+  if (payload + segs * (pfx_len + hl) > out_cap) return WEFT_DROP_TOO_BIG;
 
   const uint32_t id0 = v6 ? 0 : rd16(pkt + 4);
   const uint32_t seq0 = tcp ? rd32(pkt + l3 + 4) : 0;
@@ -252,6 +264,10 @@ int vnet_split(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap, u
     const size_t off = i * mss;
     const size_t len = payload - off < mss ? payload - off : mss;
     const size_t n = hl + len;
+    if (pfx_len) {
+      memcpy(o, pfx, pfx_len);
+      o += pfx_len;
+    }
     memcpy(o, pkt, hl);
     memcpy(o + hl, pkt + hl + off, len);
     if (v6) {
@@ -273,13 +289,24 @@ int vnet_split(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap, u
     }
     l4_set_checksum(o, v6, l3, proto, l4h + len, co);
     o += n;
-    last = n;
+    last = pfx_len + n;
   }
   res[0] = (uint32_t)segs;
-  res[1] = (uint32_t)(segs > 1 ? hl + mss : last);
+  res[1] = (uint32_t)(segs > 1 ? pfx_len + hl + mss : last);
   res[2] = (uint32_t)last;
   res[3] = (uint32_t)(o - out);
   return 0;
+}
+
+int vnet_split(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap, uint32_t max_pkt,
+               uint32_t res[4]) {
+  return split_impl(in, in_len, out, out_cap, max_pkt, NULL, 0, res);
+}
+
+int vnet_split_prefixed(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap,
+                        uint32_t max_pkt, const uint8_t *pfx, size_t pfx_len, uint32_t res[4]) {
+  if (pfx_len > VNET_SPLIT_PREFIX_MAX) return WEFT_DROP_TOO_BIG; /* the wrapper throws first */
+  return split_impl(in, in_len, out, out_cap, max_pkt, pfx, pfx_len, res);
 }
 
 /* ---- coalesce ----------------------------------------------------------- */
@@ -595,6 +622,49 @@ static napi_value vnet_split_js(napi_env env, napi_callback_info info) {
   return ol_u32_value(env, (uint32_t)r);
 }
 
+/*
+ * vnetSplitPrefixed(slab, inOff, inLen, outOff, outCap, maxPktLen, prefixOff, prefixLen, res):
+ * dropReason. The prefix may not overlap the output (it is copied in front
+ * of every segment) nor the input (keeps the three regions independent).
+ */
+static napi_value vnet_split_prefixed_js(napi_env env, napi_callback_info info) {
+  OL_ARGS(9);
+  uint8_t *slab;
+  size_t slab_len, res_n;
+  uint32_t *res;
+  int64_t in_off, in_len, out_off, out_cap, max_pkt, pfx_off, pfx_len;
+  if (!ol_u8(env, argv[0], "slab", &slab, &slab_len)) return NULL;
+  if (!ol_int(env, argv[1], "inOff", 0, UINT32_MAX, &in_off)) return NULL;
+  if (!ol_int(env, argv[2], "inLen", 0, UINT32_MAX, &in_len)) return NULL;
+  if (!ol_int(env, argv[3], "outOff", 0, UINT32_MAX, &out_off)) return NULL;
+  if (!ol_int(env, argv[4], "outCap", 0, UINT32_MAX, &out_cap)) return NULL;
+  if (!ol_int(env, argv[5], "maxPktLen", 1, 65535, &max_pkt)) return NULL;
+  if (!ol_int(env, argv[6], "prefixOff", 0, UINT32_MAX, &pfx_off)) return NULL;
+  if (!ol_int(env, argv[7], "prefixLen", 0, VNET_SPLIT_PREFIX_MAX, &pfx_len)) return NULL;
+  if (!ol_u32(env, argv[8], "res", &res, &res_n)) return NULL;
+  if (res_n < 4) {
+    ol_range(env, "res must have at least 4 elements");
+    return NULL;
+  }
+  if (!ol_region(env, "inOff + inLen", (uint64_t)in_off, (uint64_t)in_len, slab_len)) return NULL;
+  if (!ol_region(env, "outOff + outCap", (uint64_t)out_off, (uint64_t)out_cap, slab_len))
+    return NULL;
+  if (!ol_region(env, "prefixOff + prefixLen", (uint64_t)pfx_off, (uint64_t)pfx_len, slab_len))
+    return NULL;
+  if (overlaps((uint64_t)in_off, (uint64_t)in_len, (uint64_t)out_off, (uint64_t)out_cap)) {
+    ol_range(env, "the input and output regions overlap");
+    return NULL;
+  }
+  if (overlaps((uint64_t)pfx_off, (uint64_t)pfx_len, (uint64_t)in_off, (uint64_t)in_len) ||
+      overlaps((uint64_t)pfx_off, (uint64_t)pfx_len, (uint64_t)out_off, (uint64_t)out_cap)) {
+    ol_range(env, "the prefix region overlaps the input or output region");
+    return NULL;
+  }
+  int r = vnet_split_prefixed(slab + in_off, (size_t)in_len, slab + out_off, (size_t)out_cap,
+                              (uint32_t)max_pkt, slab + pfx_off, (size_t)pfx_len, res);
+  return ol_u32_value(env, (uint32_t)r);
+}
+
 /* 256 = weft.c's MAX_BATCH. Copies: offs/lens may live on the slab. */
 #define OL_MAX_BATCH 256
 static _Thread_local uint32_t tl_offs[OL_MAX_BATCH];
@@ -670,6 +740,7 @@ bool offload_init(napi_env env, napi_value exports) {
   } fns[] = {
       {"tunSetOffload", tun_set_offload},
       {"vnetSplit", vnet_split_js},
+      {"vnetSplitPrefixed", vnet_split_prefixed_js},
       {"vnetCoalesce", vnet_coalesce_js},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
@@ -690,6 +761,7 @@ bool offload_init(napi_env env, napi_value exports) {
       {"VNET_HDR_LEN", VNET_HDR_LEN},
       {"VNET_SPLIT_MAX_SEGS", VNET_SPLIT_MAX_SEGS},
       {"VNET_SPLIT_OUT_MAX", VNET_SPLIT_OUT_MAX},
+      {"VNET_SPLIT_PREFIX_MAX", VNET_SPLIT_PREFIX_MAX},
       {"VNET_COALESCE_MAX_SEGS", VNET_COALESCE_MAX_SEGS},
   };
   for (size_t i = 0; i < sizeof consts / sizeof consts[0]; i++) {

@@ -5,7 +5,7 @@
  * The byte work is plain C over caller-owned memory (no allocation, no
  * system calls) so it can be called and benchmarked without N-API;
  * offload_init registers the N-API wrappers (tunSetOffload, vnetSplit,
- * vnetCoalesce) and the constants on the addon's exports.
+ * vnetSplitPrefixed, vnetCoalesce) and the constants on the addon's exports.
  */
 #ifndef WEFT_OFFLOAD_H
 #define WEFT_OFFLOAD_H
@@ -32,6 +32,15 @@
  */
 #define VNET_SPLIT_OUT_MAX (40 + 65535 + (VNET_SPLIT_MAX_SEGS - 1) * 120)
 
+/*
+ * Longest prefix vnet_split_prefixed copies in front of each segment
+ * (VXLAN needs 22: VXLAN header 8 + inner Ethernet 14; 64 leaves room for
+ * other encapsulations without making the worst case much larger).
+ */
+#define VNET_SPLIT_PREFIX_MAX 64
+/* Worst case bytes vnet_split_prefixed writes with a prefix of p bytes. */
+#define VNET_SPLIT_PREFIXED_OUT_MAX(p) (VNET_SPLIT_OUT_MAX + VNET_SPLIT_MAX_SEGS * (p))
+
 /* Values of src/wire/drop-reason.ts (stable counter indexes). */
 enum weft_drop {
   WEFT_DROP_NONE = 0,
@@ -53,6 +62,15 @@ enum weft_drop {
  */
 int vnet_split(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap, uint32_t max_pkt,
                uint32_t res[4]);
+
+/*
+ * vnet_split, except every output segment is pfx[0..pfx_len) followed by
+ * the IP packet (pfx_len ≤ VNET_SPLIT_PREFIX_MAX; pfx must not overlap
+ * out). max_pkt bounds the IP packet without the prefix; res[1..3]
+ * include it.
+ */
+int vnet_split_prefixed(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap,
+                        uint32_t max_pkt, const uint8_t *pfx, size_t pfx_len, uint32_t res[4]);
 
 /*
  * Coalesces n packets slab[offs[i] .. offs[i]+lens[i]) into out (each

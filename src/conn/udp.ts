@@ -62,3 +62,15 @@ export function udpPort(fd: number): number {
 export function closeUdp(fd: number): void {
   native.close(fd);
 }
+
+/**
+ * Attaches a classic BPF program to the reuseport group of `fd` that picks
+ * the receiving socket (of `sockets`, in bind order) from the inner IPv4
+ * source and destination found `payloadOffset` bytes into each datagram's
+ * payload (0 for flannel's udp backend, 22 for VXLAN), so one peer's flows
+ * spread over the workers. See native/steer.c.
+ */
+export function steerByInnerFlow(fd: number, payloadOffset: number, sockets: number): void {
+  (native as unknown as { udpSteerByInnerFlow(fd: number, off: number, n: number): void })
+    .udpSteerByInnerFlow(fd, payloadOffset, sockets);
+}

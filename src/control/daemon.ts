@@ -12,7 +12,6 @@ import { availableParallelism } from 'node:os';
 import type { Server } from 'node:http';
 import { isWeftError, WeftError } from '../errors.js';
 import { formatIpv4, formatIpv4Prefix, type Ipv4Prefix } from '../wire/ipv4-addr.js';
-import { FLANNEL_UDP_OVERHEAD } from '../wire/constants.js';
 import type { Flags } from '../config/flags.js';
 import { parseNetConf, type NetConf } from '../config/net-conf.js';
 import { formatSubnetEnv, previousSubnet, writeSubnetEnv } from '../config/subnet-env.js';
@@ -23,11 +22,13 @@ import type { LeaseStore, PeerEvent } from '../subnet/store.js';
 import type { KubeLeaseStore } from '../subnet/kube.js';
 import { RouteTableWriter } from '../route-table/index.js';
 import { openTun, closeTun } from '../tun/tun.js';
-import { openUdp } from '../conn/udp.js';
+import { openUdp, steerByInnerFlow } from '../conn/udp.js';
+import { VXLAN_OVERHEAD } from '../wire/constants.js';
 import { native, requireNative } from '../native/index.js';
+import { formatMac } from '../wire/ethernet.js';
 import { createControlBlock, createStats, MAX_WORKERS, type StatsLayout } from '../dataplane/layout.js';
 import { Supervisor } from '../dataplane/supervisor.js';
-import type { WorkerOffloads } from '../dataplane/worker.js';
+import type { WorkerBackend, WorkerOffloads } from '../dataplane/worker.js';
 import { probeTunOffload } from '../offload/probe.js';
 import { MERGE_TCP, MERGE_UDP, tunSetOffload } from '../offload/vnet.js';
 import { probeUdpOffload, udpSetGro } from '../conn/gso.js';
@@ -36,6 +37,9 @@ import { startControlServer } from './control-server.js';
 import { startHealthServer, type HealthServer } from './health.js';
 import { createMetrics, type MetricsStatus } from './metrics.js';
 import { MasqRules } from './masq.js';
+import { leaseAttrsFor, peerVtepMac, planBackend, stableVtepMac, type BackendPlan } from './backend.js';
+import { canCreateVxlan, KernelVxlan } from './kernel-vxlan.js';
+import type { VxlanPeer } from '../netlink/index.js';
 import { peerCounters, snapshotStats } from './stats-view.js';
 
 export const VERSION = '0.1.0';
@@ -52,7 +56,6 @@ export class Daemon {
   private store: LeaseStore | null = null;
   private kubeStore: KubeLeaseStore | null = null;
   private lease: Lease | null = null;
-  private conf: NetConf | null = null;
   private underlay: Underlay | null = null;
   private tunFds: number[] = [];
   private udpFds: number[] = [];
@@ -70,6 +73,11 @@ export class Daemon {
   private renewTimer: NodeJS.Timeout | null = null;
   private readonly peers = new Map<string, PeerState>();
   private offloads: WorkerOffloads = { vnet: false, gso: false, gro: false, merge: 0 };
+  private plan: BackendPlan | null = null;
+  /** 'udp', 'vxlan-userspace' or 'vxlan-kernel', once decided. */
+  private mode = '';
+  private vtepMac: Uint8Array | null = null;
+  private kernel: KernelVxlan | null = null;
   private tunOffloadFlags = 0;
   private commitChain: Promise<unknown> = Promise.resolve();
   private stopped = false;
@@ -125,18 +133,13 @@ export class Daemon {
     const store = await this.createStore();
     this.store = store;
     const conf = parseNetConf(await store.getNetworkConfig());
-    this.conf = conf;
-    if (conf.backend.type !== 'udp') {
-      const hint = conf.backend.type === 'vxlan'
-        ? 'weft\'s VXLAN backend is not in this version yet; set "Backend": {"Type": "udp"}'
-        : `weft implements the udp backend; set "Backend": {"Type": "udp"} in ${f.netConfigPath}`;
-      throw new WeftError('EBACKEND', `backend type "${conf.backend.type}" is not supported: ${hint}`);
-    }
+    const plan = planBackend(conf, f.netConfigPath);
+    this.plan = plan;
     if (conf.enableIPv6 || !conf.enableIPv4) {
-      throw new WeftError('ECONFIG', 'the udp backend carries IPv4 only: set "EnableIPv4": true and remove '
+      throw new WeftError('ECONFIG', 'weft carries IPv4 only: set "EnableIPv4": true and remove '
         + '"EnableIPv6" from the net-conf');
     }
-    const port = conf.backend.port;
+    const port = plan.port;
     let underlay = await findUnderlay(f);
     if (this.kubeStore) {
       // flanneld lets the node's node-public-ip annotation override --public-ip.
@@ -144,11 +147,29 @@ export class Daemon {
       if (annotated !== null) underlay = { ...underlay, publicIp: annotated };
     }
     this.underlay = underlay;
-    const mtu = underlay.mtu - FLANNEL_UDP_OVERHEAD;
+    const mtu = plan.mtuOverride > 0 ? plan.mtuOverride : underlay.mtu - plan.overhead;
     if (mtu < 576) {
-      throw new WeftError('EMTU', `underlay ${underlay.name} has MTU ${underlay.mtu}; the udp backend needs at least `
-        + `${576 + FLANNEL_UDP_OVERHEAD} so the tunnel carries 576-byte packets`);
+      throw new WeftError('EMTU', `underlay ${underlay.name} has MTU ${underlay.mtu}; the ${plan.kind} backend needs at `
+        + `least ${576 + plan.overhead} so the tunnel carries 576-byte packets`);
     }
+    let mode = 'udp';
+    if (plan.kind === 'vxlan') {
+      if (plan.mode === 'kernel') {
+        mode = 'vxlan-kernel';
+        this.log('vxlan mode kernel (Backend.Mode "kernel")');
+      } else if (plan.mode === 'userspace') {
+        mode = 'vxlan-userspace';
+        this.log('vxlan mode userspace (Backend.Mode "userspace")');
+      } else if (await canCreateVxlan()) {
+        mode = 'vxlan-kernel';
+        this.log('vxlan mode kernel (Backend.Mode "auto": the kernel can create a vxlan link)');
+      } else {
+        mode = 'vxlan-userspace';
+        this.log('vxlan mode userspace (Backend.Mode "auto": the kernel cannot create a vxlan link here)');
+      }
+      this.vtepMac = stableVtepMac(underlay.publicIp, plan.vni);
+    }
+    this.mode = mode;
     const workers = f.workers > 0 ? f.workers : Math.min(availableParallelism(), 4);
     if (workers > MAX_WORKERS) {
       throw new WeftError('EUSAGE', `--workers ${workers} is more than ${MAX_WORKERS}; pick 1..${MAX_WORKERS}`);
@@ -158,12 +179,30 @@ export class Daemon {
     }
 
     const previous = await previousSubnet(f.subnetFile);
-    const lease = await store.acquire(conf, { attrs: { publicIp: underlay.publicIp, publicIpv6: null }, previous });
+    const lease = await store.acquire(conf, { attrs: leaseAttrsFor(plan, underlay.publicIp, this.vtepMac), previous });
     this.lease = lease;
     this.log(`lease ${formatIpv4Prefix(lease.subnet)} (public IP ${formatIpv4(underlay.publicIp)}, `
       + `underlay ${underlay.name} MTU ${underlay.mtu})`);
 
-    await this.setUpDataPlane(workers, port, mtu, lease, conf.network);
+    if (plan.kind === 'vxlan' && mode === 'vxlan-kernel') {
+      this.kernel = new KernelVxlan({
+        vni: plan.vni, port, mtu, mac: this.vtepMac!, localAddr: underlay.addr, underlayDev: underlay.name,
+        learning: plan.learning, gbp: plan.gbp, directRouting: plan.directRouting, lease: lease.subnet, log: this.log,
+      });
+      await this.kernel.start();
+      this.tunName = this.kernel.dev;
+    } else {
+      const backend: WorkerBackend = plan.kind === 'udp' ? { kind: 'udp' } : {
+        kind: 'vxlan', vni: plan.vni, mac: [...this.vtepMac!], port, gbp: plan.gbp,
+        hashSeed: (Math.random() * 0x100000000) | 0,
+      };
+      const tunName = plan.kind === 'udp' ? f.tunName : `flannel.${plan.vni}`;
+      await this.setUpDataPlane(workers, port, mtu, lease, conf.network, tunName, backend);
+    }
+    this.server = await startControlServer(f.controlSocket, {
+      status: () => this.status(),
+      crashWorker: f.testHooks && this.supervisor ? (i) => this.supervisor!.crash(i) : null,
+    });
     await this.applyWatch(lease);
     await this.startMasq(conf, lease);
     const env = formatSubnetEnv({ network: conf.network, subnet: lease.subnet, mtu, ipMasq: f.ipMasq });
@@ -171,12 +210,13 @@ export class Daemon {
     this.ready = true;
     // NetworkUnavailable=False only once the network is really up, as flanneld.
     if (this.kubeStore && f.setNodeNetworkUnavailable) await this.kubeStore.completeLease();
-    this.log(`ready: ${this.tunName} MTU ${mtu}, ${workers} workers, UDP port ${port}, wrote ${f.subnetFile}`);
+    this.log(`ready: ${mode} on ${this.tunName} MTU ${mtu}, `
+      + `${this.kernel ? 'forwarding by the kernel' : `${workers} workers`}, UDP port ${port}, wrote ${f.subnetFile}`);
     this.scheduleRenew();
   }
 
   private async setUpDataPlane(workers: number, port: number, mtu: number, lease: Lease,
-    network: Ipv4Prefix): Promise<void> {
+    network: Ipv4Prefix, tunName: string, backend: WorkerBackend): Promise<void> {
     const f = this.flags;
     const want = {
       tun: f.offloads && f.offloadTun,
@@ -202,7 +242,7 @@ export class Daemon {
       this.log(`offload probe (UDP): ${p.detail}`);
       udp = { gso: want.gso && tunFlags !== 0 && p.gso, gro: want.gro && p.gro };
     }
-    const tun = openTun(f.tunName, workers, tunFlags !== 0 ? native.TUN_VNET_HDR : 0);
+    const tun = openTun(tunName, workers, tunFlags !== 0 ? native.TUN_VNET_HDR : 0);
     this.tunFds = tun.fds;
     this.tunName = tun.name;
     // The offload features belong to the device: one call covers every queue.
@@ -215,6 +255,10 @@ export class Daemon {
       this.udpFds.push(fd);
       if (udp.gro && !udpSetGro(fd, true)) udp.gro = false;
     }
+    // flannel peers send everything from port 8285 (8472) to the same
+    // port, so the kernel's reuseport hash would give one peer's traffic to
+    // one worker; steer by the inner flow instead.
+    if (workers > 1) steerByInnerFlow(this.udpFds[0]!, backend.kind === 'udp' ? 0 : VXLAN_OVERHEAD - 28, workers);
     this.offloads = { vnet: tunFlags !== 0, gso: udp.gso, gro: udp.gro, merge };
     this.tunOffloadFlags = tunFlags;
     const path = this.offloads.vnet || this.offloads.gro ? 'offload' : 'batched-per-packet';
@@ -237,14 +281,11 @@ export class Daemon {
       maxPeers: MAX_PEERS,
       pathMtu: mtu,
       offloads: this.offloads,
+      backend,
       onWorkerGone: (i) => routes.releaseReader(i),
       log: this.log,
     });
     this.supervisor.start();
-    this.server = await startControlServer(f.controlSocket, {
-      status: () => this.status(),
-      crashWorker: f.testHooks ? (i) => this.supervisor!.crash(i) : null,
-    });
   }
 
   /**
@@ -287,23 +328,38 @@ export class Daemon {
   }
 
   private async applyEvents(events: PeerEvent[]): Promise<void> {
-    const routes = this.routes!;
-    const port = this.conf!.backend.type === 'udp' ? this.conf!.backend.port : 0;
+    const plan = this.plan!;
+    const routes = this.routes;
+    const kernelChanges = new Map<string, VxlanPeer | null>();
     for (const ev of events) {
       const key = formatIpv4Prefix(ev.lease.subnet);
+      const had = this.peers.delete(key);
+      routes?.removePeer(key);
+      kernelChanges.set(key, null);
       if (ev.type === 'removed') {
-        if (routes.removePeer(key)) this.log(`peer ${key} removed`);
-        this.peers.delete(key);
+        if (had) this.log(`peer ${key} removed`);
         continue;
       }
       const l = ev.lease;
-      const slot = routes.upsertPeer(key, {
-        addr: l.attrs.publicIp, port, subnet: l.subnet.addr, prefixLen: l.subnet.len,
-      });
+      const mac = peerVtepMac(plan, l.attrs);
+      if (mac === 'incompatible') {
+        this.log(`peer ${key} at ${formatIpv4(l.attrs.publicIp)} ignored: its backend `
+          + `"${l.attrs.backendType ?? ''}" does not match ours ("${plan.kind}")`);
+        continue;
+      }
+      let slot = -1;
+      if (routes) {
+        slot = routes.upsertPeer(key, {
+          addr: l.attrs.publicIp, port: plan.port, subnet: l.subnet.addr, prefixLen: l.subnet.len,
+          ...(mac ? { mac } : {}),
+        });
+      }
+      if (mac) kernelChanges.set(key, { subnet: l.subnet, publicIp: l.attrs.publicIp, vtepMac: mac });
       this.peers.set(key, { lease: l, slot });
-      this.log(`peer ${key} ${ev.type} at ${formatIpv4(l.attrs.publicIp)}`);
+      this.log(`peer ${key} ${ev.type} at ${formatIpv4(l.attrs.publicIp)}${mac ? ` (VtepMAC ${formatMac(mac)})` : ''}`);
     }
-    await routes.commit();
+    if (routes) await routes.commit();
+    if (this.kernel) await this.kernel.update(kernelChanges);
   }
 
   private scheduleRenew(): void {
@@ -335,7 +391,9 @@ export class Daemon {
       version: VERSION,
       pid: process.pid,
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
-      backend: 'udp',
+      backend: this.plan?.kind ?? null,
+      mode: this.mode,
+      vtepMac: this.vtepMac ? formatMac(this.vtepMac) : null,
       tun: this.tunName,
       lease: this.lease ? {
         subnet: formatIpv4Prefix(this.lease.subnet),
@@ -348,7 +406,7 @@ export class Daemon {
         udpGso: this.offloads.gso,
         udpGro: this.offloads.gro,
         coalesce: this.offloads.merge !== 0,
-        path: this.offloads.vnet || this.offloads.gro ? 'offload' : 'batched-per-packet',
+        path: this.kernel ? 'kernel' : this.offloads.vnet || this.offloads.gro ? 'offload' : 'batched-per-packet',
       },
       routeEpoch: this.routes?.epoch ?? 0,
       routeCount: this.routes?.routeCount() ?? 0,
@@ -356,7 +414,7 @@ export class Daemon {
       peers: [...this.peers.entries()].map(([key, p]) => ({
         subnet: key,
         publicIp: formatIpv4(p.lease.attrs.publicIp),
-        ...(this.statsBuf && this.statsLayout
+        ...(this.statsBuf && this.statsLayout && p.slot >= 0
           ? peerCounters(this.statsBuf, this.statsLayout, p.slot)
           : { txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0 }),
       })),
@@ -385,6 +443,8 @@ export class Daemon {
     if (this.renewTimer) clearTimeout(this.renewTimer);
     this.stopWatch?.();
     this.stopWatch = null;
+    this.kernel?.stop();
+    this.kernel = null;
     await this.supervisor?.stop();
     this.supervisor = null;
     if (this.server) {

@@ -5,7 +5,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { CTL, STAT, WORKER_STRIDE } from './layout.js';
-import type { WorkerInit, WorkerOffloads } from './worker.js';
+import type { WorkerBackend, WorkerInit, WorkerOffloads } from './worker.js';
 
 export interface SupervisorOptions {
   readonly tunFds: readonly number[];
@@ -16,6 +16,7 @@ export interface SupervisorOptions {
   readonly maxPeers: number;
   readonly pathMtu: number;
   readonly offloads: WorkerOffloads;
+  readonly backend: WorkerBackend;
   /** Called when a worker's reader slot must be released (it died). */
   readonly onWorkerGone: (index: number) => void;
   readonly log: (msg: string) => void;
@@ -65,6 +66,7 @@ export class Supervisor {
       workers: this.size,
       pathMtu: o.pathMtu,
       offloads: o.offloads,
+      backend: o.backend,
     };
     const slot = this.slots[i]!;
     const w = new Worker(WORKER_URL, { workerData: init, name: `weft-worker-${i}` });

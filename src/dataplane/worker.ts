@@ -18,13 +18,15 @@ import { workerData } from 'node:worker_threads';
 import { native } from '../native/index.js';
 import { RouteTableReader } from '../route-table/index.js';
 import { FlannelUdpPath } from '../encap/flannel-udp.js';
+import { VxlanPath } from '../encap/vxlan.js';
+import type { EncapPath } from '../encap/path.js';
 import { PacketQueue, ReplyArea } from '../encap/queue.js';
 import { ICMP_ERROR_MAX_LEN } from '../wire/constants.js';
 import { DropReason } from '../wire/drop-reason.js';
 import { gso as gsoNative, GRO_RECV_CAP } from '../conn/gso.js';
 import {
   offloadBinding, F_NEEDS_CSUM, SPLIT_COUNT, SPLIT_STRIDE, SPLIT_TOTAL, SPLIT_RES_LEN, udpGsoChunk,
-  VIRTIO_NET_HDR_LEN, VNET_SPLIT_OUT_MAX,
+  VIRTIO_NET_HDR_LEN, VNET_SPLIT_MAX_SEGS, VNET_SPLIT_OUT_MAX,
 } from '../offload/vnet.js';
 import { BATCH, CTL, HEADROOM, PEER, POLL_TIMEOUT_MS, SLOT_SIZE, STAT, WORKER_STRIDE, statsLayout } from './layout.js';
 
@@ -40,6 +42,12 @@ export interface WorkerOffloads {
   readonly merge: number;
 }
 
+/** The backend whose wire format the worker speaks. */
+export type WorkerBackend =
+  | { readonly kind: 'udp' }
+  | { readonly kind: 'vxlan'; readonly vni: number; readonly mac: readonly number[]; readonly port: number;
+    readonly gbp: boolean; readonly hashSeed: number };
+
 export interface WorkerInit {
   readonly index: number;
   readonly tunFd: number;
@@ -51,6 +59,7 @@ export interface WorkerInit {
   readonly workers: number;
   readonly pathMtu: number;
   readonly offloads: WorkerOffloads;
+  readonly backend: WorkerBackend;
 }
 
 /** Datagrams per GRO'd receive at most (the kernel's UDP GRO limit). */
@@ -76,11 +85,12 @@ function run(init: WorkerInit): void {
   // merged super-packets are written to (ingress, offload only).
   const replySlot = ICMP_ERROR_MAX_LEN + 16;
   const replySlots = 2 * BATCH;
-  const tunBase = 0;
+  const tunBase = 64;
   const udpBase = BATCH * SLOT_SIZE;
   const replyBase = 2 * BATCH * SLOT_SIZE;
   const splitBase = replyBase + replySlots * replySlot;
-  const splitCap = vnet ? SPLIT_AREAS * VNET_SPLIT_OUT_MAX : 0;
+  const splitMax = VNET_SPLIT_OUT_MAX + VNET_SPLIT_MAX_SEGS * 64;
+  const splitCap = vnet ? SPLIT_AREAS * splitMax : 0;
   const mergeBase = splitBase + splitCap;
   const mergeCap = vnet ? BATCH * SLOT_SIZE : 0;
   const slab = new Uint8Array(mergeBase + mergeCap);
@@ -109,8 +119,17 @@ function run(init: WorkerInit): void {
   // inbound: accepted inner packets, plain IP, to be written (merged when vnet).
   const inbound = new PacketQueue(CALL_MAX);
   const merged = new PacketQueue(CALL_MAX);
-  const path = new FlannelUdpPath(rt, { stats, dropBase: drops, icmpSlot: base + STAT.ICMP_SENT },
-    init.pathMtu, replies, hdr);
+  const counters = { stats, dropBase: drops, icmpSlot: base + STAT.ICMP_SENT };
+  const be = init.backend;
+  const path: EncapPath = be.kind === 'udp'
+    ? new FlannelUdpPath(rt, counters, init.pathMtu, replies, hdr)
+    : new VxlanPath(rt, counters, init.pathMtu, replies, {
+      vni: be.vni, localMac: Uint8Array.from(be.mac), port: be.port, gbp: be.gbp, hashSeed: be.hashSeed, tunHdrLen: hdr,
+    });
+  const prefixLen = path.prefixLen;
+  // The per-peer prefix (VXLAN) is written here once per super-packet and
+  // copied in front of every segment by the split.
+  const prefixAt = 0;
   const tunFd = init.tunFd;
   const udpFd = init.udpFd;
   const off = vnet ? offloadBinding() : null;
@@ -211,15 +230,24 @@ function run(init: WorkerInit): void {
     const peer = path.route(slab, ipOff, ipLen, gsoType !== 0, icmpToTun);
     if (peer < 0) return;
     const addr = rt.peerAddr[peer]!;
-    const port = rt.peerPort[peer]!;
+    const port = path.dstPort(peer);
     if (gsoType === 0 && (flags & F_NEEDS_CSUM) === 0) {
       if (toPeer.full) flushToPeer();
-      toPeer.push(ipOff, ipLen, addr, port, peer);
+      // The prefix goes into the headroom in front of the (vnet header and) packet.
+      path.writePrefix(slab, ipOff - prefixLen, peer);
+      toPeer.push(ipOff - prefixLen, ipLen + prefixLen, addr, port, peer);
       return;
     }
-    if (splitCap - splitUsed < VNET_SPLIT_OUT_MAX || toPeer.count + 4 > toPeer.capacity) flushToPeer();
+    if (splitCap - splitUsed < splitMax || toPeer.count + 4 > toPeer.capacity) flushToPeer();
     const at2 = splitBase + splitUsed;
-    const bad = off!.vnetSplit(slab, at, len, at2, splitCap - splitUsed, init.pathMtu, splitRes);
+    let bad: number;
+    if (prefixLen === 0) {
+      bad = off!.vnetSplit(slab, at, len, at2, splitCap - splitUsed, init.pathMtu, splitRes);
+    } else {
+      path.writePrefix(slab, prefixAt, peer);
+      bad = off!.vnetSplitPrefixed(slab, at, len, at2, splitCap - splitUsed, init.pathMtu, prefixAt, prefixLen,
+        splitRes);
+    }
     if (bad !== 0) {
       stats[drops + bad]++;
       return;

@@ -51,6 +51,18 @@ export class FlannelUdpPath {
     this.stats[this.dropBase + reason]++;
   }
 
+  /** flannel's udp backend adds no header of its own. */
+  readonly prefixLen = 0;
+
+  writePrefix(_buf: Uint8Array, _at: number, _peer: number): void {
+    // Nothing to write: the inner packet is the whole payload.
+  }
+
+  /** Destination UDP port for `peer`: the port its lease was published with. */
+  dstPort(peer: number): number {
+    return this.rt.peerPort[peer]!;
+  }
+
   /**
    * A packet read from the TUN. Queues it on `out` for its peer, or drops it
    * (and may queue an ICMP error on `toTun`). Returns the peer slot or -1.

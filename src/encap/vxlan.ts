@@ -56,6 +56,8 @@ export interface VxlanPathOptions {
    */
   srcPortMin?: number;
   srcPortMax?: number;
+  /** Bytes of virtio_net_hdr in front of each TUN packet (0, or 10 with IFF_VNET_HDR). */
+  tunHdrLen?: number;
 }
 
 export class VxlanPath {
@@ -72,6 +74,9 @@ export class VxlanPath {
   private readonly seed: number;
   private readonly portMin: number;
   private readonly portMax: number;
+  private readonly tunHdrLen: number;
+  /** Bytes written in front of each inner packet: VXLAN header + inner Ethernet. */
+  readonly prefixLen = VXLAN_ENCAP_LEN;
   /**
    * Outer UDP source port per packet queued by egress(), indexed like that
    * queue's arrays (srcPorts[i] belongs to out.offs[i]). Grows once to the
@@ -107,6 +112,7 @@ export class VxlanPath {
     this.seed = opts.hashSeed ?? (Math.random() * 0x100000000) | 0;
     this.portMin = opts.srcPortMin ?? LOCAL_PORT_MIN;
     this.portMax = opts.srcPortMax ?? LOCAL_PORT_MAX;
+    this.tunHdrLen = opts.tunHdrLen ?? 0;
     if (!(this.portMin >= 1 && this.portMin < this.portMax && this.portMax <= 65535)) {
       throw new WeftError('ECONFIG', `VXLAN source port range must satisfy 1 <= min < max <= 65535, got ${this.portMin}..${this.portMax}`);
     }
@@ -129,6 +135,27 @@ export class VxlanPath {
       // A caller bug, not bad input: the worker always leaves headroom.
       throw new WeftError('EINTERNAL', `VXLAN egress needs ${VXLAN_ENCAP_LEN} bytes of headroom, packet at offset ${off}`);
     }
+    const peer = this.route(buf, off, len, false, toTun);
+    if (peer < 0) return -1;
+    // Hash before writing the headers: flowHash reads only the inner packet.
+    const sport = vxlanSourcePort(flowHash(buf, off, len, this.seed), this.portMin, this.portMax);
+    const at = off - VXLAN_ENCAP_LEN;
+    this.writePrefix(buf, at, peer);
+    if (this.srcPorts.length < out.capacity) this.srcPorts = new Uint32Array(out.capacity);
+    this.srcPorts[out.count] = sport;
+    // Without DF an oversize packet still goes as one datagram: the kernel
+    // fragments the outer packet and the peer reassembles it.
+    out.push(at, len + VXLAN_ENCAP_LEN, this.rt.peerAddr[peer]!, this.port, peer);
+    return peer;
+  }
+
+  /**
+   * The checks and the lookup of egress() without writing or queueing, for
+   * the fast path: `gso` marks a super-packet the caller splits into
+   * segments that fit the path MTU, so the DF size check does not apply.
+   * The inner TTL is left alone (see ingress()).
+   */
+  route(buf: Uint8Array, off: number, len: number, gso: boolean, toTun: PacketQueue): number {
     const ip = this.ip;
     const bad = checkInnerIpv4(ip, buf, off, len);
     if (bad !== DropReason.NONE) {
@@ -142,30 +169,31 @@ export class VxlanPath {
     if (peer < 0 || macIsZero(rt.peerMac, peer * ETH_ADDR_LEN)) {
       // flannel never answers an ICMP packet with net-unreachable; weft keeps that.
       if (ip.protocol !== IPPROTO_ICMP) {
-        this.icmp.send(buf, off, len, ICMP_DEST_UNREACH, ICMP_NET_UNREACH, 0, toTun, 0, 0);
+        this.icmp.send(buf, off, len, ICMP_DEST_UNREACH, ICMP_NET_UNREACH, 0, toTun, 0, 0, this.tunHdrLen);
       }
       this.drop(DropReason.NO_ROUTE);
       return -1;
     }
-    if (len > this.pathMtu && ip.dontFrag) {
-      this.icmp.send(buf, off, len, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, this.pathMtu, toTun, 0, 0);
+    if (!gso && len > this.pathMtu && ip.dontFrag) {
+      this.icmp.send(buf, off, len, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, this.pathMtu, toTun, 0, 0, this.tunHdrLen);
       this.drop(DropReason.TOO_BIG);
       return -1;
     }
-    // Hash before writing the headers: flowHash reads only the inner packet.
-    const sport = vxlanSourcePort(flowHash(buf, off, len, this.seed), this.portMin, this.portMax);
-    const at = off - VXLAN_ENCAP_LEN;
+    return peer;
+  }
+
+  /** Writes the 22 bytes that go in front of an inner packet for `peer` at buf[at]. */
+  writePrefix(buf: Uint8Array, at: number, peer: number): void {
     this.vx.reset(buf, at).writePlain(this.vni);
     const eth = this.eth.reset(buf, at + VXLAN_HEADER_LEN);
-    eth.setDst(rt.peerMac, peer * ETH_ADDR_LEN);
+    eth.setDst(this.rt.peerMac, peer * ETH_ADDR_LEN);
     eth.setSrc(this.localMac);
     eth.ethertype = ETHERTYPE_IPV4;
-    if (this.srcPorts.length < out.capacity) this.srcPorts = new Uint32Array(out.capacity);
-    this.srcPorts[out.count] = sport;
-    // Without DF an oversize packet still goes as one datagram: the kernel
-    // fragments the outer packet and the peer reassembles it.
-    out.push(at, len + VXLAN_ENCAP_LEN, rt.peerAddr[peer]!, this.port, peer);
-    return peer;
+  }
+
+  /** Destination UDP port for `peer`: one port for the whole VXLAN network. */
+  dstPort(_peer: number): number {
+    return this.port;
   }
 
   /**

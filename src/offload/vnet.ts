@@ -1,6 +1,7 @@
 /**
  * The TUN offload path: virtio_net_hdr views and constants, and typed
- * wrappers for the addon's tunSetOffload / vnetSplit / vnetCoalesce
+ * wrappers for the addon's tunSetOffload / vnetSplit / vnetSplitPrefixed /
+ * vnetCoalesce
  * (native/offload.c). The byte work is in C; the decisions (what to do with
  * a drop reason, when to flush) stay with the caller.
  */
@@ -55,6 +56,17 @@ export const VNET_SPLIT_MAX_SEGS = 128;
 export const VNET_SPLIT_OUT_MAX = 40 + 65535 + (VNET_SPLIT_MAX_SEGS - 1) * 120;
 /** Most segments vnetCoalesce merges into one super-packet. */
 export const VNET_COALESCE_MAX_SEGS = 64;
+/** Longest prefix vnetSplitPrefixed copies in front of each segment. */
+export const VNET_SPLIT_PREFIX_MAX = 64;
+
+/**
+ * Bytes vnetSplitPrefixed can write at most with a prefixLen-byte prefix
+ * (VNET_SPLIT_OUT_MAX plus one prefix per segment); an outCap this large
+ * never returns TOO_BIG. For VXLAN (22): 83 631.
+ */
+export function vnetSplitOutMax(prefixLen: number): number {
+  return VNET_SPLIT_OUT_MAX + VNET_SPLIT_MAX_SEGS * prefixLen;
+}
 
 /** vnetSplit res[] slots. */
 export const SPLIT_COUNT = 0;
@@ -131,6 +143,9 @@ interface OffloadBinding {
   tunSetOffload(fd: number, flags: number): void;
   vnetSplit(slab: Uint8Array, inOff: number, inLen: number, outOff: number, outCap: number,
     maxPktLen: number, res: Uint32Array): number;
+  vnetSplitPrefixed(slab: Uint8Array, inOff: number, inLen: number, outOff: number,
+    outCap: number, maxPktLen: number, prefixOff: number, prefixLen: number,
+    res: Uint32Array): number;
   vnetCoalesce(slab: Uint8Array, offs: Uint32Array, lens: Uint32Array, n: number, outOff: number,
     outCap: number, outOffs: Uint32Array, outLens: Uint32Array, maxOut: number, flags: number,
     res: Uint32Array): number;
@@ -140,8 +155,9 @@ function bind(): OffloadBinding {
   if (nativeLoadError !== undefined) throw nativeLoadError;
   const b = native as unknown as Partial<OffloadBinding>;
   if (typeof b.vnetSplit !== 'function' || typeof b.vnetCoalesce !== 'function' ||
-    typeof b.tunSetOffload !== 'function') {
-    throw new WeftError('ENATIVE', 'the native addon has no offload functions (vnetSplit); it is ' +
+    typeof b.tunSetOffload !== 'function' || typeof b.vnetSplitPrefixed !== 'function') {
+    throw new WeftError('ENATIVE', 'the native addon has no offload functions (vnetSplit, ' +
+      'vnetSplitPrefixed); it is ' +
       'stale: rebuild it with `node scripts/build-native.mjs`');
   }
   return b as OffloadBinding;
@@ -192,6 +208,31 @@ export function tunSetOffload(fd: number, flags: number): void {
 export function vnetSplit(slab: Uint8Array, inOff: number, inLen: number, outOff: number,
   outCap: number, maxPktLen: number, res: Uint32Array): number {
   return get().vnetSplit(slab, inOff, inLen, outOff, outCap, maxPktLen, res);
+}
+
+/**
+ * vnetSplit with a fixed prefix in front of every segment: each output is
+ * slab[prefixOff .. +prefixLen) followed by the IP packet vnetSplit would
+ * write for the same input, back to back at slab[outOff ..] — so one
+ * UDP_SEGMENT run of res[1]-byte datagrams carries prefix + packet in each
+ * (VXLAN: the 22-byte VXLAN header + inner Ethernet of one peer; every
+ * segment of a super-packet goes to the same peer, so one prefix serves
+ * them all).
+ *
+ * maxPktLen bounds the IP packet alone (the inner MTU), not prefix +
+ * packet. res = [count, stride, last, total] with the prefix counted in
+ * stride, last and total. Same drop reasons as vnetSplit; TOO_BIG for
+ * output larger than outCap, which outCap ≥ vnetSplitOutMax(prefixLen)
+ * never hits. The plain-packet and GSO NONE (+ NEEDS_CSUM) cases give one
+ * prefixed output. Throws RangeError for bad arguments: prefixLen outside
+ * 0..VNET_SPLIT_PREFIX_MAX, any region beyond the slab, the prefix
+ * overlapping the input or the output region, input overlapping output.
+ */
+export function vnetSplitPrefixed(slab: Uint8Array, inOff: number, inLen: number, outOff: number,
+  outCap: number, maxPktLen: number, prefixOff: number, prefixLen: number,
+  res: Uint32Array): number {
+  return get().vnetSplitPrefixed(slab, inOff, inLen, outOff, outCap, maxPktLen, prefixOff,
+    prefixLen, res);
 }
 
 /**
