@@ -9,6 +9,7 @@ export interface Status {
   workers: { index: number; alive: boolean; restarts: number; heartbeatAgeMs: number | null }[];
   peers: { subnet: string; publicIp: string; txPackets: number; txBytes: number; rxPackets: number; rxBytes: number }[];
   totals: Record<string, number>; drops: Record<string, number>;
+  kernelDrops?: { udpSocket: number; tunQueue: number } | null;
 }
 
 export async function runStatus(argv: string[]): Promise<number> {
@@ -39,5 +40,8 @@ export function formatStatus(s: Status): string {
   lines.push(`packets: tun→udp ${t.tun_rx_packets ?? 0}/${t.udp_tx_packets ?? 0}  udp→tun ${t.udp_rx_packets ?? 0}/${t.tun_tx_packets ?? 0}  icmp sent ${t.icmp_sent ?? 0}`);
   const drops = Object.entries(s.drops).filter(([, v]) => v > 0);
   lines.push(`drops: ${drops.length === 0 ? 'none' : drops.map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  if (s.kernelDrops) {
+    lines.push(`kernel drops: udp socket ${s.kernelDrops.udpSocket}, tun queue ${s.kernelDrops.tunQueue}`);
+  }
   return `${lines.join('\n')}\n`;
 }

@@ -56,6 +56,8 @@ export function renderTop(cur: Sample, prev: Sample | null): string {
     lines.push(`${k.padEnd(20)} ${String(v).padStart(12)} ${human(rate(v, p?.drops[k], dt), '').padStart(10)}`);
   }
   if (drops.length === 0) lines.push('(no drops)');
+  const k = s.kernelDrops;
+  if (k) lines.push(`kernel: udp socket drops ${k.udpSocket}, tun queue drops ${k.tunQueue}`);
   return `${lines.join('\n')}\n`;
 }
 

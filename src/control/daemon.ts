@@ -41,6 +41,7 @@ import { leaseAttrsFor, peerVtepMac, planBackend, stableVtepMac, type BackendPla
 import { canCreateVxlan, KernelVxlan } from './kernel-vxlan.js';
 import type { VxlanPeer } from '../netlink/index.js';
 import { peerCounters, snapshotStats } from './stats-view.js';
+import { readKernelDrops } from './kernel-drops.js';
 
 export const VERSION = '0.1.0';
 /** Socket buffers sized for bursts: 64 × 64 KB super-batches in flight. */
@@ -420,6 +421,8 @@ export class Daemon {
       })),
       totals: stats.totals,
       drops: stats.drops,
+      // Losses in the kernel before weft sees a packet (full socket buffer, full TUN queue).
+      kernelDrops: this.kernel || !this.plan ? null : readKernelDrops(this.tunName, this.plan.port),
       perWorker: stats.perWorker,
     };
   }

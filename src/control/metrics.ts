@@ -31,6 +31,8 @@ export interface MetricsStatus {
   totals: Record<string, number>;
   /** Drop reason name → count. */
   drops: Record<string, number>;
+  /** Losses in the kernel before weft sees a packet; null in kernel VXLAN mode. */
+  kernelDrops?: { udpSocket: number; tunQueue: number } | null;
 }
 
 export type MetricsSource = () => MetricsStatus | Promise<MetricsStatus>;
@@ -129,6 +131,18 @@ export function createMetrics(source: MetricsSource): WeftMetrics {
       const s = await snap();
       this.reset();
       this.inc(nn(s.totals.icmp_sent));
+    },
+  });
+  new Counter({
+    name: 'weft_kernel_drops_total',
+    help: 'Packets the kernel dropped before weft saw them: udp_socket (receive buffer full), tun_queue (TUN queue full).',
+    labelNames: ['where'], registers,
+    async collect() {
+      const s = await snap();
+      this.reset();
+      const k = s.kernelDrops;
+      this.inc({ where: 'udp_socket' }, nn(k?.udpSocket));
+      this.inc({ where: 'tun_queue' }, nn(k?.tunQueue));
     },
   });
   new Counter({

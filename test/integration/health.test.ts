@@ -86,5 +86,7 @@ describe('health and metrics endpoints of a running daemon', { skip: rootSkip(),
     assert.ok(b.get('weft_lease_expiration_timestamp_seconds')!.samples[0]!.value * 1000 > Date.now());
     assert.equal(sampleValue(b, 'weft_route_table_size'), 1, 'one peer route');
     assert.equal(sampleValue(b, 'weft_worker_up', { worker: '0' }), 1);
+    const kernel = new Set(b.get('weft_kernel_drops_total')?.samples.map((s) => s.labels.where));
+    assert.deepEqual([...kernel].sort(), ['tun_queue', 'udp_socket'], 'kernel-side drops exported');
   });
 });
