@@ -31,7 +31,7 @@ export interface FlagSpec {
 }
 
 export const FLAGS = [
-  { name: 'etcd-endpoints', type: 'string', default: 'http://127.0.0.1:4001,http://127.0.0.1:2379', help: 'a comma-delimited list of etcd endpoints' },
+  { name: 'etcd-endpoints', type: 'string', default: 'http://127.0.0.1:4001,http://127.0.0.1:2379', help: 'a comma-delimited list of etcd endpoints; weft uses etcd only when this is given (flag or FLANNELD_ETCD_ENDPOINTS), else its local lease store' },
   { name: 'etcd-prefix', type: 'string', default: '/coreos.com/network', help: 'etcd prefix' },
   { name: 'etcd-keyfile', type: 'string', default: '', help: 'SSL key file used to secure etcd communication' },
   { name: 'etcd-certfile', type: 'string', default: '', help: 'SSL certification file used to secure etcd communication' },

@@ -248,7 +248,7 @@ export class Daemon {
     this.tunName = tun.name;
     // The offload features belong to the device: one call covers every queue.
     if (tunFlags !== 0) tunSetOffload(tun.fds[0]!, tunFlags);
-    await configureTun({ name: tun.name, lease: lease.subnet, network, mtu, txQueueLen: TUN_TXQUEUELEN });
+    await configureTun({ name: tun.name, lease: lease.subnet, network, mtu, txQueueLen: TUN_TXQUEUELEN, log: this.log });
     for (let i = 0; i < workers; i++) {
       const fd = openUdp({
         addr: this.underlay!.addr, port, reusePort: true, rcvBuf: SOCKET_BUFFER, sndBuf: SOCKET_BUFFER,

@@ -16,6 +16,7 @@ export interface TunSetup {
   readonly mtu: number;
   /** Kernel queue length; a deep queue absorbs bursts instead of dropping. */
   readonly txQueueLen: number;
+  readonly log: (msg: string) => void;
 }
 
 export async function configureTun(s: TunSetup): Promise<void> {
@@ -25,7 +26,13 @@ export async function configureTun(s: TunSetup): Promise<void> {
   // weft's ICMP errors (net-unreachable, frag-needed, time-exceeded) come
   // from the tunnel address, which is local to this host; without
   // accept_local the kernel drops them as martians before they reach the pod.
-  await writeFile(`/proc/sys/net/ipv4/conf/${s.name}/accept_local`, '1');
+  await writeFile(`/proc/sys/net/ipv4/conf/${s.name}/accept_local`, '1').catch((e: unknown) => {
+    // Read-only /proc/sys (an unprivileged container): forwarding works, only
+    // weft's own ICMP errors are lost; say how to get them back.
+    s.log(`warning: cannot set net.ipv4.conf.${s.name}.accept_local=1 (${e instanceof Error ? e.message : String(e)}); `
+      + 'weft\'s ICMP errors (unreachable, frag-needed, time-exceeded) will be dropped by the kernel as martians. '
+      + 'Set the sysctl from a privileged init container to keep them.');
+  });
   await ip(['link', 'set', 'dev', s.name, 'mtu', String(s.mtu), 'txqueuelen', String(s.txQueueLen)]);
   await ip(['addr', 'replace', `${formatIpv4(s.lease.addr)}/32`, 'dev', s.name]);
   await ip(['link', 'set', 'dev', s.name, 'up']);

@@ -39,7 +39,7 @@ function expectedDefault(f: FlagSpec): string {
 }
 
 // Flags of subcommands, not of the daemon.
-const SUBCOMMAND_FLAGS = new Set(['json', 'src', 'dest', 'cni-bin-dir', 'flag' /* the syntax placeholder */]);
+const SUBCOMMAND_FLAGS = new Set(['json', 'src', 'dest', 'cni-bin-dir', 'interval', 'once', 'flag' /* the syntax placeholder */]);
 
 test('docs: every flag of the FLAGS table is in configuration.md with type, default and env', () => {
   const table = new Map(rows(section(doc('configuration.md'), 'flags')).map((r) => [r[0], r]));
@@ -117,4 +117,51 @@ test('docs: migration and troubleshooting pages cover what the issue asks', () =
 test('docs: troubleshooting.md explains every drop counter weft status can show', () => {
   const tr = doc('troubleshooting.md');
   for (const name of DROP_REASON_NAMES.slice(1)) assert.ok(tr.includes(`| \`${name}\` |`), `drop reason ${name} is not explained`);
+});
+
+const src = (...p: string[]): string => readFileSync(join(ROOT, 'src', ...p), 'utf8');
+
+test('docs: the start-up log lines quoted in troubleshooting.md are the ones the daemon writes', () => {
+  const tr = doc('troubleshooting.md');
+  const daemon = src('control', 'daemon.ts');
+  for (const s of [
+    'offload probe (TUN): ', 'offload probe (UDP): ', 'data path: ',
+    'vxlan mode kernel (Backend.Mode "kernel")', 'vxlan mode userspace (Backend.Mode "userspace")',
+    'vxlan mode kernel (Backend.Mode "auto": the kernel can create a vxlan link)',
+    'vxlan mode userspace (Backend.Mode "auto": the kernel cannot create a vxlan link here)',
+    'does not match ours', 'forwarding by the kernel', 'batched-per-packet',
+  ]) {
+    assert.ok(tr.includes(s), `troubleshooting.md quotes "${s}"`);
+    assert.ok(daemon.includes(s), `src/control/daemon.ts still writes "${s}"`);
+  }
+  assert.ok(src('control', 'kernel-vxlan.ts').includes('disappeared; recreating it'));
+  assert.ok(src('control', 'host.ts').includes('accept_local'), 'weft still sets accept_local on the TUN');
+  for (const s of ['weft top', 'accept_local', 'rp_filter', 'SO_REUSEPORT', '--offloads=false', 'kernel mode']) {
+    assert.ok(tr.includes(s), `troubleshooting.md mentions ${s}`);
+  }
+});
+
+test('docs: weft top options documented are the ones it parses', () => {
+  const top = src('cli', 'top.ts');
+  const conf = doc('configuration.md');
+  for (const o of ['--interval=', '--once']) {
+    assert.ok(top.includes(`'${o}`), `src/cli/top.ts parses ${o}`);
+    assert.ok(conf.includes(o) && doc('troubleshooting.md').includes(o), `${o} is documented`);
+  }
+});
+
+test('docs: configuration.md describes the three lease stores and every offload switch', () => {
+  const conf = doc('configuration.md');
+  const daemon = src('control', 'daemon.ts');
+  assert.ok(daemon.includes("explicit.has('etcd-endpoints')"), 'etcd is still chosen by an explicit --etcd-endpoints');
+  for (const s of ['--kube-subnet-mgr', '`FLANNELD_ETCD_ENDPOINTS`', '--lease-dir', '<etcd-prefix>/config', 'spec.podCIDR']) {
+    assert.ok(section(conf, 'netconf') !== '' && conf.includes(s), `configuration.md mentions ${s}`);
+  }
+  for (const f of (FLAGS as readonly FlagSpec[]).filter((x) => x.name.startsWith('offload'))) {
+    assert.ok(conf.includes(`| \`--${f.name}\` | \`${flagEnvName(f.name)}\` |`), `offload switch --${f.name} in the offload table`);
+  }
+  const mig = doc('migrating-from-flannel.md');
+  for (const s of ['vxlan', 'Backend.Mode', 'kernel', 'userspace', 'VtepMAC', 'machine-id', 'spoof']) {
+    assert.ok(mig.includes(s), `migrating-from-flannel.md mentions ${s}`);
+  }
 });
