@@ -38,6 +38,8 @@ export interface Sample {
   /** First failure of the round (null when every measurement ran). */
   error: string | null;
   errors: string[];
+  /** Things that went wrong but were recovered from (e.g. a restarted iperf3 server). */
+  notes: string[];
   ping: PingSample | null;
   tcp1: TcpSample | null;
   tcp4: TcpSample | null;
@@ -142,6 +144,159 @@ export function ratios(summary: Summary, weft: string, kernel: string, peers: re
   return rows;
 }
 
+// ---------------------------------------------------------------- targets
+
+/** A performance target from the issues, judged on medians: subject's figure against factor × reference's. */
+export interface Target {
+  text: string;
+  issue: number;
+  subject: string;
+  reference: string;
+  figure: string;
+  /** atLeast: subject ≥ factor × reference (higher is better); atMost: subject ≤ factor × reference. */
+  relation: 'atLeast' | 'atMost';
+  factor: number;
+}
+
+// "Within N% of X" is read as "no more than N% worse than X": being faster
+// than the reference meets it.
+export const TARGETS: readonly Target[] = [
+  { text: 'weft-udp TCP 1 stream ≥ 0.3× kernel-vxlan', issue: 4, subject: 'weft-udp', reference: 'kernel-vxlan', figure: 'tcp1Gbps', relation: 'atLeast', factor: 0.3 },
+  { text: 'weft-udp TCP 1 stream ≥ 4× fastd', issue: 4, subject: 'weft-udp', reference: 'fastd', figure: 'tcp1Gbps', relation: 'atLeast', factor: 4 },
+  { text: 'weft-udp UDP 64 B received pps ≥ 1.3× fastd', issue: 4, subject: 'weft-udp', reference: 'fastd', figure: 'udp64Kpps', relation: 'atLeast', factor: 1.3 },
+  { text: "weft-udp ping RTT median ≤ fastd's", issue: 4, subject: 'weft-udp', reference: 'fastd', figure: 'rttMs', relation: 'atMost', factor: 1 },
+  { text: "weft-udp daemon CPU s/GB ≤ fastd's", issue: 4, subject: 'weft-udp', reference: 'fastd', figure: 'cpuSecPerGB', relation: 'atMost', factor: 1 },
+  { text: 'weft-vxlan-user TCP 1 stream within 15% of weft-udp', issue: 5, subject: 'weft-vxlan-user', reference: 'weft-udp', figure: 'tcp1Gbps', relation: 'atLeast', factor: 0.85 },
+  { text: 'weft-vxlan-kernel TCP 1 stream within 10% of kernel-vxlan', issue: 5, subject: 'weft-vxlan-kernel', reference: 'kernel-vxlan', figure: 'tcp1Gbps', relation: 'atLeast', factor: 0.9 },
+];
+
+export interface TargetResult {
+  target: string;
+  issue: number;
+  figure: string;
+  subject: string;
+  reference: string;
+  subjectMedian: number | null;
+  referenceMedian: number | null;
+  /** factor × reference median: the value the subject must reach (atLeast) or stay under (atMost). */
+  bound: number | null;
+  /** subject / reference. */
+  ratio: number | null;
+  status: 'met' | 'missed' | 'n/a';
+  /** How far the subject is from the bound, in % of the bound (null unless missed). */
+  missedByPercent: number | null;
+  /** Why n/a. */
+  reason: string | null;
+}
+
+export function evaluateTargets(variants: readonly string[], summary: Summary, targets: readonly Target[] = TARGETS): TargetResult[] {
+  return targets.map((t) => {
+    const base = {
+      target: t.text, issue: t.issue, figure: t.figure, subject: t.subject, reference: t.reference,
+      subjectMedian: null, referenceMedian: null, bound: null, ratio: null, missedByPercent: null,
+    };
+    const absent = [t.subject, t.reference].filter((v) => !variants.includes(v));
+    if (absent.length > 0) return { ...base, status: 'n/a', reason: `${absent.join(' and ')} not in this run` };
+    const sv = summary[t.subject]?.[t.figure]?.median ?? null;
+    const rv = summary[t.reference]?.[t.figure]?.median ?? null;
+    const noData = [[t.subject, sv], [t.reference, rv]].filter(([, x]) => x === null).map(([v]) => v as string);
+    if (sv === null || rv === null) return { ...base, subjectMedian: sv, referenceMedian: rv, status: 'n/a', reason: `no data for ${noData.join(' and ')}` };
+    const bound = t.factor * rv;
+    const met = t.relation === 'atLeast' ? sv >= bound : sv <= bound;
+    let missedBy: number | null = null;
+    if (!met) missedBy = bound === 0 ? null : (t.relation === 'atLeast' ? (1 - sv / bound) : (sv / bound - 1)) * 100;
+    return {
+      ...base, subjectMedian: sv, referenceMedian: rv, bound, ratio: rv !== 0 ? sv / rv : null,
+      status: met ? 'met' : 'missed', missedByPercent: missedBy, reason: null,
+    };
+  });
+}
+
+function targetLines(results: readonly TargetResult[], rounds: number): string[] {
+  const lines: string[] = ['', '## Targets (issues 4 and 5)', ''];
+  lines.push(`Judged on the medians above${rounds < 3 ? ` — ${rounds} round(s) only: indicative, the issues ask for medians of 3 rounds` : ''}. "Within N%" means at most N% below the reference; faster meets it.`, '');
+  for (const r of results) {
+    const f = FIGURES.find((x) => x.key === r.figure);
+    const d = f?.digits ?? 3;
+    const unit = f === undefined ? '' : ` (${f.label})`;
+    if (r.status === 'n/a') {
+      lines.push(`- ${r.target}: n/a — ${r.reason ?? ''}`);
+      continue;
+    }
+    const fig = `${(r.subjectMedian as number).toFixed(d)} vs bound ${(r.bound as number).toFixed(d)}${unit}, ratio ${r.ratio === null ? '—' : `${r.ratio.toFixed(2)}×`}`;
+    const verdict = r.status === 'met' ? '**met**' : `**missed by ${r.missedByPercent === null ? '?' : r.missedByPercent.toFixed(1)}%**`;
+    lines.push(`- ${r.target}: ${verdict} — ${fig}`);
+  }
+  return lines;
+}
+
+// ---------------------------------------------------------------- weft data paths
+
+/**
+ * The offloads block each weft daemon reported (`weft status --json` →
+ * offloads), per variant and host: the last round that reported it wins,
+ * null where no round did (daemon failed or status unreachable).
+ */
+export function weftOffloads(variants: readonly string[], samples: readonly Sample[]): Record<string, Record<string, unknown> | null> {
+  const out: Record<string, Record<string, unknown> | null> = {};
+  for (const v of variants.filter((x) => x.startsWith('weft'))) {
+    let hosts: Record<string, unknown> | null = null;
+    for (const s of samples) {
+      if (s.variant !== v) continue;
+      const status = (s.extra as { weftStatus?: Record<string, unknown> } | null)?.weftStatus;
+      if (status === undefined) continue;
+      for (const [h, st] of Object.entries(status)) {
+        const off = (st as { offloads?: unknown } | null)?.offloads;
+        if (off === undefined || off === null) {
+          if (hosts === null || !(h in hosts)) (hosts ??= {})[h] = null;
+        } else {
+          (hosts ??= {})[h] = off;
+        }
+      }
+    }
+    out[v] = hosts;
+  }
+  return out;
+}
+
+function describeOffloads(off: unknown): string {
+  if (off === null || typeof off !== 'object') return 'not reported';
+  const o = off as Record<string, unknown>;
+  const on = Object.entries(o).filter(([k, x]) => k !== 'path' && x === true).map(([k]) => k);
+  const path = typeof o.path === 'string' ? o.path : 'unknown path';
+  return `${path}${on.length > 0 ? ` (${on.join(', ')})` : ''}`;
+}
+
+/** weft-udp against weft-udp-plain (same daemon, --offloads=false): what the offload path buys. */
+function offloadGainLines(variants: readonly string[], summary: Summary): string[] {
+  const on = 'weft-udp';
+  const off = 'weft-udp-plain';
+  if (!variants.includes(on) || !variants.includes(off)) return [];
+  const lines = ['', `## Offload gain: ${on} / ${off} (medians)`, '', `| figure | ${on} | ${off} | ratio |`, '|---|---:|---:|---:|'];
+  for (const f of FIGURES) {
+    if (f.key.endsWith('Retr') || f.key === 'udp64Loss') continue;
+    const a = summary[on]?.[f.key]?.median ?? null;
+    const b = summary[off]?.[f.key]?.median ?? null;
+    const n = (x: number | null): string => (x === null ? '—' : x.toFixed(f.digits));
+    lines.push(`| ${f.label} | ${n(a)} | ${n(b)} | ${a !== null && b !== null && b !== 0 ? `${(a / b).toFixed(2)}×` : '—'} |`);
+  }
+  return lines;
+}
+
+function offloadLines(paths: Record<string, Record<string, unknown> | null>): string[] {
+  const names = Object.keys(paths);
+  if (names.length === 0) return [];
+  const lines = ['', '## weft data paths', '', 'As each daemon reported it (`weft status --json` → offloads):', ''];
+  for (const v of names) {
+    const hosts = paths[v];
+    const text = hosts === null || hosts === undefined
+      ? 'not reported (no round got that far)'
+      : Object.entries(hosts).map(([h, o]) => `${h} ${describeOffloads(o)}`).join('; ');
+    lines.push(`- ${v}: ${text}`);
+  }
+  return lines;
+}
+
 export interface ReportMeta {
   date: string;
   kernel: string;
@@ -152,8 +307,15 @@ export interface ReportMeta {
   seconds: number;
 }
 
+export interface MarkdownExtras {
+  /** Per-variant caveats (printed under the table). */
+  notes?: readonly string[];
+  targets?: readonly TargetResult[];
+  offloads?: Record<string, Record<string, unknown> | null>;
+}
+
 export function markdown(meta: ReportMeta, variants: readonly string[], samples: readonly Sample[], summary: Summary,
-  kernel: string, peers: readonly string[]): string {
+  kernel: string, peers: readonly string[], extras: MarkdownExtras = {}): string {
   const lines: string[] = [];
   lines.push(`# weft e2e bench, ${meta.date}`, '');
   lines.push(`Linux ${meta.kernel}, ${meta.cores} cores (${meta.cpuModel}), Node ${meta.node}; ${meta.rounds} round(s) × ${meta.seconds} s per iperf3 test, variants interleaved round by round, fresh namespaces per variant per round. Two hosts on a 1500-byte veth underlay, one pod each; pod MTU = overlay MTU.`, '');
@@ -164,6 +326,13 @@ export function markdown(meta: ReportMeta, variants: readonly string[], samples:
     const mtu = samples.find((s) => s.variant === v && s.mtu !== null)?.mtu;
     lines.push(`| ${v} | ${mtu ?? '—'} | ${FIGURES.map((f) => cell(summary[v]?.[f.key], f.digits)).join(' | ')} |`);
   }
+  if (extras.notes !== undefined && extras.notes.length > 0) {
+    lines.push('');
+    for (const n of extras.notes) lines.push(`Note — ${n}`);
+  }
+  if (extras.targets !== undefined) lines.push(...targetLines(extras.targets, meta.rounds));
+  if (extras.offloads !== undefined) lines.push(...offloadLines(extras.offloads));
+  lines.push(...offloadGainLines(variants, summary));
   const wefts = variants.filter((v) => v.startsWith('weft'));
   for (const w of wefts) {
     lines.push('', `## ${w}: ratios of medians`, '');
@@ -177,6 +346,11 @@ export function markdown(meta: ReportMeta, variants: readonly string[], samples:
       const n = (x: number | null, d = 3): string => (x === null ? '—' : x.toFixed(d));
       lines.push(`| ${r.figure} | ${n(r.weft)} | ${n(r.kernel)} | ${n(r.vsKernel, 2)} | ${r.peer === null ? '—' : `${r.peer} ${n(r.peerValue)}`} | ${n(r.vsPeer, 2)} |`);
     }
+  }
+  const noted = samples.filter((s) => s.notes.length > 0);
+  if (noted.length > 0) {
+    lines.push('', '## Recovered during the run', '');
+    for (const s of noted) for (const n of s.notes) lines.push(`- ${s.variant}, round ${s.round}: ${oneLine(n)}`);
   }
   const failed = samples.filter((s) => s.errors.length > 0);
   if (failed.length > 0) {

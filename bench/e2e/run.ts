@@ -16,7 +16,7 @@ import { cpus, release, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Testbed, ensureTools, iperf3Client, iperf3Server, ping, waitReachable, type Iperf3Result, type ToolSpec } from '../../src/testbed/index.js';
 import { cpuSecondsAll, peakRssKb } from './proc.js';
-import { FIGURES, markdown, median, summarize, svgChart, type ReportMeta, type Sample, type TcpSample, type UdpSample } from './report.js';
+import { evaluateTargets, FIGURES, markdown, median, summarize, svgChart, weftOffloads, type ReportMeta, type Sample, type TcpSample, type UdpSample } from './report.js';
 import { KERNEL_REFERENCE, USERSPACE_PEERS, VARIANTS, type Variant, type VariantSetup } from './variants.js';
 
 interface Options {
@@ -161,20 +161,20 @@ async function copyLogs(from: string, to: string): Promise<void> {
 async function runRound(tb: Testbed, v: Variant, round: number, seconds: number, work: string, out: string): Promise<Sample> {
   const s: Sample = {
     variant: v.name, round, startedAt: new Date().toISOString(), setupMs: null, mtu: null,
-    error: null, errors: [], ping: null, tcp1: null, tcp4: null, udp64: null, cpu: null, rss: null, extra: null,
+    error: null, errors: [], notes: [], ping: null, tcp1: null, tcp4: null, udp64: null, cpu: null, rss: null, extra: null,
   };
   const fail = (what: string, e: unknown): void => {
     s.errors.push(`${what}: ${message(e)}`);
   };
   const dir = join(work, `${v.name}-r${round}`);
   await mkdir(dir, { recursive: true });
+  let setup: VariantSetup | null = null;
   try {
     if (v.unavailable !== null) {
       s.errors.push(v.unavailable);
       return s;
     }
     const t0 = performance.now();
-    let setup: VariantSetup;
     try {
       setup = await v.setup({ tb, dir });
     } catch (e) {
@@ -194,19 +194,33 @@ async function runRound(tb: Testbed, v: Variant, round: number, seconds: number,
     } catch (e) {
       fail('ping', e);
     }
-    const server = await iperf3Server(tb, pb.ns);
+    // The server logs to the round's directory (copied to logs/) so a
+    // server that dies between tests can be diagnosed; a dead one is
+    // restarted before the next test and the restart noted, rather than
+    // letting one iperf3 crash cost the round's remaining figures.
+    const serverLog = (): string => join(dir, `iperf3-server-${s.notes.length}.log`);
+    let server = await iperf3Server(tb, pb.ns, { logFile: serverLog() });
+    const ensureServer = async (before: string): Promise<void> => {
+      const p = server.proc;
+      if (p.exitCode === null && p.signalCode === null) return;
+      s.notes.push(`iperf3 server exited (${p.exitCode !== null ? `code ${p.exitCode}` : String(p.signalCode)}) before ${before}; restarted`);
+      server = await iperf3Server(tb, pb.ns, { logFile: serverLog() });
+    };
     const cpu0 = cpuSecondsAll(setup.daemons);
     try {
+      await ensureServer('tcp 1 stream');
       s.tcp1 = tcpSample(await iperf3Client(tb, pa.ns, pb.ip, { seconds }));
     } catch (e) {
       fail('tcp 1 stream', e);
     }
     try {
+      await ensureServer('tcp 4 streams');
       s.tcp4 = tcpSample(await iperf3Client(tb, pa.ns, pb.ip, { seconds, parallel: 4 }));
     } catch (e) {
       fail('tcp 4 streams', e);
     }
     try {
+      await ensureServer('udp 64 B');
       s.udp64 = udpSample(await iperf3Client(tb, pa.ns, pb.ip, { seconds, udp: true, bitrate: '0', length: UDP_PAYLOAD }));
     } catch (e) {
       fail('udp 64 B', e);
@@ -223,17 +237,19 @@ async function runRound(tb: Testbed, v: Variant, round: number, seconds: number,
     const known = rss.filter((x): x is number => x !== null);
     s.rss = { perDaemonKb: rss, peakMB: known.length > 0 ? Math.max(...known) / 1024 : null };
     if (setup.daemons.length > 0 && cpu1 === null) fail('daemons', new Error('a tunnel daemon exited during the round'));
-    if (setup.collect !== undefined) {
+    await server.stop();
+  } catch (e) {
+    fail('round', e);
+  } finally {
+    // Also after a failed round: what the daemons report (e.g. their
+    // offload path) is known from start-up and helps explain the failure.
+    if (setup?.collect !== undefined) {
       try {
         s.extra = await setup.collect();
       } catch (e) {
         fail('collect', e);
       }
     }
-    await server.stop();
-  } catch (e) {
-    fail('round', e);
-  } finally {
     s.error = s.errors[0] ?? null;
     await copyLogs(dir, join(out, 'logs', `${v.name}-r${round}`));
     await tb.cleanup();
@@ -316,8 +332,10 @@ export async function main(argv: readonly string[]): Promise<number> {
       socat: await toolVersion(tb, ['socat', '-V'], (o) => /socat version \S+/.exec(o)?.[0] ?? ''),
       fastd: await toolVersion(tb, ['fastd', '--version'], (o) => o.split('\n')[0] ?? ''),
     },
+    /** Last `weft status --json` per weft variant and host (null: never reported). */
     weftStatus: {} as Record<string, unknown>,
-    weftOffloads: {} as Record<string, unknown>,
+    /** The offloads block (incl. `path`) each weft daemon reported, per variant and host. */
+    weftOffloads: {} as Record<string, Record<string, unknown> | null>,
   };
 
   process.stderr.write(`weft bench: ${opts.variants.map((v) => v.name).join(', ')}; ${opts.rounds} round(s) x ${opts.seconds} s; output ${opts.out}\n`);
@@ -329,15 +347,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         samples.push(s);
         process.stderr.write(`${progress(s, opts.rounds)}\n`);
         const status = (s.extra as { weftStatus?: Record<string, unknown> } | null)?.weftStatus;
-        if (status !== undefined) {
-          environment.weftStatus[v.name] = status;
-          const off: Record<string, unknown> = {};
-          for (const [h, st] of Object.entries(status)) off[h] = (st as { offloads?: unknown } | null)?.offloads ?? null;
-          environment.weftOffloads[v.name] = off;
-        } else if (v.name.startsWith('weft') && !(v.name in environment.weftStatus)) {
-          environment.weftStatus[v.name] = null;
-          environment.weftOffloads[v.name] = null;
-        }
+        if (status !== undefined) environment.weftStatus[v.name] = status;
+        else if (v.name.startsWith('weft') && !(v.name in environment.weftStatus)) environment.weftStatus[v.name] = null;
       }
     }
   } finally {
@@ -347,6 +358,9 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   const names = opts.variants.map((v) => v.name);
   const summary = summarize(names, samples);
+  environment.weftOffloads = weftOffloads(names, samples);
+  const targets = evaluateTargets(names, summary);
+  const notes = opts.variants.map((v) => v.note).filter((n): n is string => n !== undefined);
   const result = {
     schema: 'weft-bench-e2e/1',
     environment,
@@ -354,8 +368,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     figures: FIGURES.map((f) => ({ key: f.key, label: f.label, better: f.better })),
     samples,
     summary,
+    targets,
   };
-  const md = markdown(meta, names, samples, summary, KERNEL_REFERENCE, USERSPACE_PEERS);
+  const md = markdown(meta, names, samples, summary, KERNEL_REFERENCE, USERSPACE_PEERS, { notes, targets, offloads: environment.weftOffloads });
   await writeFile(join(opts.out, 'results.json'), `${JSON.stringify(result, null, 2)}\n`);
   await writeFile(join(opts.out, 'results.md'), md);
   await writeFile(join(opts.out, 'chart.svg'), svgChart(meta, names, summary));

@@ -42,6 +42,8 @@ export interface Variant {
   /** Part of the default set. */
   byDefault: boolean;
   tools: ToolSpec[];
+  /** A caveat printed under the table when the variant is in the run. */
+  note?: string;
   setup(ctx: VariantContext): Promise<VariantSetup>;
 }
 
@@ -201,44 +203,78 @@ const fastd: Variant = {
   },
 };
 
-const weftUdp: Variant = {
-  name: 'weft-udp',
-  description: "weft, flannel's udp backend in user space (TUN flannel0, UDP 8285)",
-  unavailable: null,
-  byDefault: true,
-  tools: [IP],
-  async setup({ tb, dir }) {
-    const { hosts } = await twoHosts(tb, { underlayMtu: UNDERLAY_MTU });
-    const nodes: WeftNode[] = [];
-    for (const h of hosts) nodes.push(await startWeftNode(tb, h, { dir, readyTimeoutMs: 15_000 }));
-    const pods: [Pod, Pod] = [await attachWeftPod(tb, nodes[0] as WeftNode), await attachWeftPod(tb, nodes[1] as WeftNode)];
-    const daemons = nodes.map((n) => n.proc.pid).filter((p): p is number => p !== undefined);
-    return {
-      hosts,
-      pods,
-      daemons,
-      mtu: (nodes[0] as WeftNode).mtu,
-      async collect() {
-        const status: Record<string, unknown> = {};
-        for (const n of nodes) status[n.host.name] = await weftStatus(tb, n).catch(() => null);
-        return { weftStatus: status };
-      },
-    };
-  },
-};
+/** net-conf.json for a weft variant: the pods' Network with the given Backend. */
+function weftNetConf(backend: Record<string, unknown>): string {
+  return `${JSON.stringify({ Network: '10.244.0.0/16', Backend: backend })}\n`;
+}
 
-function placeholder(name: string, description: string): Variant {
+/**
+ * A weft variant: one daemon per host with the local lease store, pods
+ * attached with the lease's .1 as gateway and FLANNEL_MTU from subnet.env
+ * (so the MTU is whatever the daemon computed for its backend, not ours).
+ */
+function weftVariant(o: { name: string; description: string; byDefault: boolean; netConf: string; extraArgs?: readonly string[]; note?: string }): Variant {
   return {
-    name,
-    description,
-    unavailable: `${name}: not available yet`,
-    byDefault: false,
-    tools: [],
-    setup() {
-      return Promise.reject(new Error(`${name}: not available yet`));
+    name: o.name,
+    description: o.description,
+    unavailable: null,
+    byDefault: o.byDefault,
+    tools: [IP],
+    ...(o.note !== undefined ? { note: o.note } : {}),
+    async setup({ tb, dir }) {
+      const { hosts } = await twoHosts(tb, { underlayMtu: UNDERLAY_MTU });
+      const nodes: WeftNode[] = [];
+      for (const h of hosts) {
+        nodes.push(await startWeftNode(tb, h, { dir, netConf: o.netConf, extraArgs: o.extraArgs ?? [], readyTimeoutMs: 15_000 }));
+      }
+      const pods: [Pod, Pod] = [await attachWeftPod(tb, nodes[0] as WeftNode), await attachWeftPod(tb, nodes[1] as WeftNode)];
+      const daemons = nodes.map((n) => n.proc.pid).filter((p): p is number => p !== undefined);
+      return {
+        hosts,
+        pods,
+        daemons,
+        mtu: (nodes[0] as WeftNode).mtu,
+        async collect() {
+          const status: Record<string, unknown> = {};
+          for (const n of nodes) status[n.host.name] = await weftStatus(tb, n).catch(() => null);
+          return { weftStatus: status };
+        },
+      };
     },
   };
 }
+
+const weftUdp = weftVariant({
+  name: 'weft-udp',
+  description: "weft, flannel's udp backend in user space (TUN flannel0, UDP 8285), offloads as probed",
+  byDefault: true,
+  netConf: weftNetConf({ Type: 'udp' }),
+});
+
+// Same daemon with every offload off: per-packet (batched) I/O. Beside
+// weft-udp it shows what the offload path buys on this machine.
+const weftUdpPlain = weftVariant({
+  name: 'weft-udp-plain',
+  description: 'weft-udp with --offloads=false (batched per-packet I/O, no TUN/UDP offloads)',
+  byDefault: false,
+  netConf: weftNetConf({ Type: 'udp' }),
+  extraArgs: ['--offloads=false'],
+});
+
+const weftVxlanUser = weftVariant({
+  name: 'weft-vxlan-user',
+  description: "weft's userspace VTEP: TUN flannel.1, VXLAN codec in weft's workers, UDP 8472",
+  byDefault: true,
+  netConf: weftNetConf({ Type: 'vxlan', Mode: 'userspace' }),
+});
+
+const weftVxlanKernel = weftVariant({
+  name: 'weft-vxlan-kernel',
+  description: 'weft programming a kernel vxlan device flannel.1 (neighbour, FDB, onlink routes); the kernel forwards',
+  byDefault: true,
+  netConf: weftNetConf({ Type: 'vxlan', Mode: 'kernel' }),
+  note: 'weft-vxlan-kernel: CPU and RSS are the weft daemon\'s only; the packets are forwarded by the kernel, whose work is not attributed (as for kernel-vxlan).',
+});
 
 export const VARIANTS: readonly Variant[] = [
   hostGw,
@@ -246,8 +282,9 @@ export const VARIANTS: readonly Variant[] = [
   socat,
   fastd,
   weftUdp,
-  placeholder('weft-vxlan-user', "weft's userspace VTEP (VXLAN codec over TUN)"),
-  placeholder('weft-vxlan-kernel', 'weft driving the kernel vxlan device over netlink'),
+  weftUdpPlain,
+  weftVxlanUser,
+  weftVxlanKernel,
 ];
 
 export const USERSPACE_PEERS = ['socat', 'fastd'] as const;

@@ -42,6 +42,14 @@ test('e2e bench --quick: JSON, table and chart written; traffic moved for every 
     assert.ok(typeof env.cores === 'number' && env.cores > 0);
     assert.deepEqual(result.variants, VARIANTS);
     assert.ok('weft-udp' in (env.weftStatus as Obj), 'weft status recorded (object or null)');
+    // The offload path each weft daemon reported, per variant and host.
+    const offloads = (env.weftOffloads as Record<string, Record<string, Obj | null> | null>)['weft-udp'];
+    assert.ok(offloads !== null && offloads !== undefined, 'weft-udp offloads recorded');
+    assert.equal(Object.keys(offloads).length, 2, 'one entry per weft daemon');
+    for (const [h, o] of Object.entries(offloads)) {
+      assert.equal(typeof o?.path, 'string', `${h}: offload path reported`);
+    }
+    assert.ok(!('host-gw' in (env.weftOffloads as Obj)), 'only weft variants have an offload path');
 
     const samples = result.samples as Obj[];
     assert.equal(samples.length, VARIANTS.length, 'one sample per variant and round');
@@ -82,6 +90,18 @@ test('e2e bench --quick: JSON, table and chart written; traffic moved for every 
     assert.match(md, /\| variant \| MTU \|/);
     for (const v of VARIANTS) assert.match(md, new RegExp(`^\\| ${v} \\|`, 'm'));
     assert.match(md, /## weft-udp: ratios of medians/);
+    // Targets of issues 4 and 5: judged where both variants ran, n/a otherwise.
+    assert.match(md, /^## Targets \(issues 4 and 5\)$/m);
+    assert.match(md, /^- weft-udp TCP 1 stream ≥ 0\.3× kernel-vxlan: n\/a — kernel-vxlan not in this run$/m);
+    assert.match(md, /^- weft-vxlan-user TCP 1 stream within 15% of weft-udp: n\/a/m);
+    const targets = result.targets as Obj[];
+    assert.equal(targets.length, 7);
+    for (const tr of targets) {
+      assert.ok(['met', 'missed', 'n/a'].includes(tr.status as string), `target status ${String(tr.status)}`);
+      assert.equal(tr.status, 'n/a', `${String(tr.target)}: no reference variant in this run`);
+    }
+    assert.match(md, /^## weft data paths$/m);
+    assert.match(md, /^- weft-udp: \S+ (offload|batched-per-packet)/m);
     const svg = await readFile(join(out, 'chart.svg'), 'utf8');
     assert.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
     assert.match(svg, /<\/svg>\s*$/);
