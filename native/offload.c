@@ -1,7 +1,9 @@
 /*
  * TUN offloads (IFF_VNET_HDR + TUNSETOFFLOAD): split super-packets read
  * from the TUN into MTU-sized packets, coalesce packets back into
- * super-packets before writing them to the TUN.
+ * super-packets before writing them to the TUN; complete the partial
+ * checksums a kernel peer on a virtual underlay leaves in the packets we
+ * receive (both TUN paths).
  *
  * Checksum convention (what the kernel hands us and expects from us):
  * with VIRTIO_NET_HDR_F_NEEDS_CSUM (skb CHECKSUM_PARTIAL) the L4 checksum
@@ -309,6 +311,95 @@ int vnet_split_prefixed(const uint8_t *in, size_t in_len, uint8_t *out, size_t o
   return split_impl(in, in_len, out, out_cap, max_pkt, pfx, pfx_len, res);
 }
 
+/* ---- partial checksums -------------------------------------------------- */
+
+/*
+ * A kernel VTEP on a virtual underlay (veth, virtio between VMs on one
+ * host) never completes its inner TCP/UDP checksums: the skb stays
+ * CHECKSUM_PARTIAL up to the receiving UDP socket, and the bytes we read
+ * carry in the L4 checksum field only the folded, uncomplemented
+ * pseudo-header sum for the packet's own L4 length (the convention at the
+ * top of this file). Written to the TUN as they are, the pod's kernel drops
+ * them (TcpInCsumErrors). A failing checksum whose field is exactly that
+ * sum is taken for such a partial one and completed; any other failing
+ * checksum is corruption and stays as it is, for the kernel to drop and
+ * count.
+ */
+enum {
+  CS_NONE = 0,  /* nothing to judge: not unfragmented IPv4 TCP/UDP, bad lengths, UDP checksum 0 */
+  CS_UNCHECKED, /* the field is not the pseudo-header sum and no verdict was asked for */
+  CS_GOOD,      /* verifies */
+  CS_PARTIAL,   /* fails, field = pseudo-header sum: *at / *fix complete it */
+  CS_BAD,       /* fails, field something else: corrupt */
+};
+
+/*
+ * Judges the TCP/UDP checksum of the IPv4 packet p[0..len) (IP options
+ * allowed, bytes after the IP total length ignored). Without `full` a
+ * packet whose field is not the pseudo-header sum is CS_UNCHECKED without
+ * reading its payload: it is left alone whether it verifies or not, so
+ * only candidates cost a pass over the bytes. On CS_PARTIAL the completed
+ * checksum is *fix, to be stored big-endian at p + *at.
+ */
+static int l4_csum_judge(const uint8_t *p, uint32_t len, bool full, uint32_t *at, uint32_t *fix) {
+  if (len < 20 || (p[0] >> 4) != 4) return CS_NONE;
+  const uint32_t ihl = (uint32_t)(p[0] & 15) * 4, tl = rd16(p + 2);
+  if (ihl < 20 || tl < ihl || tl > len) return CS_NONE;
+  /* A fragment's L4 checksum covers bytes we do not have. */
+  if ((rd16(p + 6) & 0x3fff) != 0) return CS_NONE;
+  const uint32_t proto = p[9], l4len = tl - ihl;
+  uint32_t co;
+  if (proto == IPPROTO_TCP_) {
+    if (l4len < 20) return CS_NONE;
+    co = 16;
+  } else if (proto == IPPROTO_UDP_) {
+    if (l4len < 8 || rd16(p + ihl + 4) != l4len) return CS_NONE;
+    co = 6;
+    if (rd16(p + ihl + co) == 0) return CS_NONE; /* "no checksum" */
+  } else {
+    return CS_NONE;
+  }
+  const uint32_t f = rd16(p + ihl + co);
+  const uint32_t ps = pseudo_sum(p, false, proto, l4len);
+  /* The kernel stores ~csum_fold(pseudo sum): never 0, since proto > 0
+     (fold() likewise gives 1..0xffff for a non-zero sum). 0 and 0xffff are
+     the same ones-complement number, so a TCP field of 0 stands for a
+     0xffff sum as well (a UDP 0 was "no checksum" above). */
+  const bool partial = f == ps || (f == 0 && ps == 0xffff);
+  if (!partial && !full) return CS_UNCHECKED;
+  const uint32_t b = csum_bytes(p + ihl, l4len);
+  if (fold((uint64_t)ps + b) == 0xffff) return CS_GOOD;
+  if (!partial) return CS_BAD;
+  /* The field already holds the pseudo-header sum, so the sum over the L4
+     bytes as they are is the whole sum (as skb_checksum_help folds it). */
+  uint32_t c = ~b & 0xffff;
+  if (c == 0 && proto == IPPROTO_UDP_) c = 0xffff;
+  *at = ihl + co;
+  *fix = c;
+  return CS_PARTIAL;
+}
+
+/* Completes p's checksum in place when it is partial; CS_* as judged. */
+static int l4_csum_complete(uint8_t *p, uint32_t len) {
+  uint32_t at = 0, fix = 0;
+  const int r = l4_csum_judge(p, len, false, &at, &fix);
+  if (r == CS_PARTIAL) wr16(p + at, fix);
+  return r;
+}
+
+uint32_t csum_complete(uint8_t *slab, const uint32_t *offs, const uint32_t *lens, uint32_t n) {
+  uint32_t done = 0;
+  for (uint32_t i = 0; i < n; i++) done += l4_csum_complete(slab + offs[i], lens[i]) == CS_PARTIAL;
+  return done;
+}
+
+/* The packet may merge as far as its checksum goes: it verifies, is partial
+   (its field is not carried into the merge) or has none (UDP 0). */
+static bool l4_mergeable(const uint8_t *p, uint32_t len) {
+  uint32_t at, fix;
+  return l4_csum_judge(p, len, true, &at, &fix) != CS_BAD;
+}
+
 /* ---- coalesce ----------------------------------------------------------- */
 
 enum { K_OTHER = 0, K_TCP = 1, K_UDP = 2 };
@@ -367,16 +458,44 @@ static bool same_flow(const uint8_t *h, const struct pinfo *hi, const uint8_t *q
   return true;
 }
 
-/* The packet's TCP/UDP checksum verifies (UDP 0 = none, accepted). */
-static bool l4_verify(const uint8_t *p, uint32_t len) {
-  if (p[9] == IPPROTO_UDP_ && rd16(p + 26) == 0) return true;
-  uint32_t s = fold((uint64_t)pseudo_sum(p, false, p[9], len - 20) + csum_bytes(p + 20, len - 20));
-  return s == 0xffff;
+
+/*
+ * An unfragmented IPv4 TCP packet longer than max_pkt becomes a GSO_TCPV4
+ * super-packet cut at max_pkt, so the kernel segments it when it forwards
+ * it. Such packets arrive from a kernel VTEP on a virtual underlay: its
+ * TSO super-packet crosses the veth unsegmented and a UDP socket takes a
+ * UDP-tunnel GSO skb as one datagram. Written plain, the pod's link (MTU
+ * max_pkt) refuses it and the DF bit makes it a black hole; the sender's
+ * gso_size is not on the wire, so the inner MTU decides. A failing checksum
+ * (not partial) stays plain, for the kernel to drop. True when o (vnet
+ * header + packet of len bytes) was made one.
+ */
+static bool oversize_tcp_gso(uint8_t *o, uint32_t len, uint32_t max_pkt, int cs) {
+  uint8_t *ip = o + VNET_HDR_LEN;
+  if (max_pkt == 0 || len <= max_pkt || len < 20 || (ip[0] >> 4) != 4 || ip[9] != IPPROTO_TCP_)
+    return false;
+  const uint32_t ihl = (uint32_t)(ip[0] & 15) * 4;
+  if (ihl < 20 || rd16(ip + 2) != len || (rd16(ip + 6) & 0x3fff) != 0 || ihl + 20 > len) return false;
+  const uint32_t doff = (uint32_t)(ip[ihl + 12] >> 4) * 4;
+  if (doff < 20 || ihl + doff >= len || ihl + doff >= max_pkt) return false;
+  if (cs != CS_GOOD && cs != CS_PARTIAL && !l4_mergeable(ip, len)) return false;
+  wr16(ip + ihl + 16, pseudo_sum(ip, false, IPPROTO_TCP_, len - ihl));
+  struct virtio_net_hdr vh = {
+      .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
+      .gso_type = VIRTIO_NET_HDR_GSO_TCPV4,
+      .hdr_len = (uint16_t)(ihl + doff),
+      .gso_size = (uint16_t)(max_pkt - ihl - doff),
+      .csum_start = (uint16_t)ihl,
+      .csum_offset = 16,
+  };
+  memcpy(o, &vh, sizeof vh);
+  return true;
 }
 
 uint32_t vnet_coalesce(const uint8_t *slab, const uint32_t *offs, const uint32_t *lens, uint32_t n,
                        uint8_t *out, size_t out_cap, uint32_t out_base, uint32_t *out_offs,
-                       uint32_t *out_lens, uint32_t max_out, uint32_t flags, uint32_t *consumed) {
+                       uint32_t *out_lens, uint32_t max_out, uint32_t flags, uint32_t max_pkt,
+                       uint32_t *consumed) {
   size_t w = 0;
   uint32_t i = 0, k = 0;
   while (i < n && k < max_out) {
@@ -388,16 +507,22 @@ uint32_t vnet_coalesce(const uint8_t *slab, const uint32_t *offs, const uint32_t
     memcpy(o + VNET_HDR_LEN, p, len);
     size_t olen = VNET_HDR_LEN + (size_t)len;
     uint32_t used = 1;
+    /* Every packet, merged or not, leaves with a complete checksum (the
+       copy is completed; the input stays as it came). */
+    const int hcs = l4_csum_complete(o + VNET_HDR_LEN, len);
 
     struct pinfo hi;
-    const int kind = flags != 0 ? classify(p, len, &hi) : K_OTHER;
+    const int kind =
+        flags == 0 || oversize_tcp_gso(o, len, max_pkt, hcs) ? K_OTHER : classify(p, len, &hi);
     if ((kind == K_TCP && (flags & VNET_MERGE_TCP)) || (kind == K_UDP && (flags & VNET_MERGE_UDP))) {
       const uint32_t gso = hi.payload;
       uint32_t total = len, next_seq = hi.seq + gso;
       uint8_t last_flags = hi.flags;
       /* PSH on the head ends the run before it starts. */
       bool ends = kind == K_TCP && (hi.flags & TCP_PSH);
-      int head_ok = -1; /* the head's checksum, verified once something could join */
+      /* The head's checksum, verified (on the completed copy) once something
+         could join, unless judging it for completion already told. */
+      int head_ok = hcs == CS_GOOD || hcs == CS_PARTIAL ? 1 : -1;
       /* Adjacent packets only: a packet of another flow in between ends the
          run, so the output keeps the input order exactly. */
       while (!ends && i + used < n && used < VNET_COALESCE_MAX_SEGS) {
@@ -407,10 +532,11 @@ uint32_t vnet_coalesce(const uint8_t *slab, const uint32_t *offs, const uint32_t
         if (classify(q, ql, &qi) != kind || !same_flow(p, &hi, q, &qi, kind)) break;
         if (qi.payload > gso || (kind == K_TCP && qi.seq != next_seq)) break;
         if (total + qi.payload > 65535 || olen + qi.payload > out_cap - w) break;
-        if (head_ok < 0) head_ok = l4_verify(p, len);
+        if (head_ok < 0) head_ok = l4_mergeable(o + VNET_HDR_LEN, len);
         /* A failing checksum is not merged: it goes out alone with a zero
-           header so the kernel drops and counts it. */
-        if (!head_ok || !l4_verify(q, ql)) break;
+           header so the kernel drops and counts it. A partial one merges:
+           the merged packet gets a partial checksum of its own. */
+        if (!head_ok || !l4_mergeable(q, ql)) break;
         memcpy(o + olen, q + 20 + qi.l4h, qi.payload);
         olen += qi.payload;
         total += qi.payload;
@@ -670,13 +796,16 @@ static napi_value vnet_split_prefixed_js(napi_env env, napi_callback_info info) 
 static _Thread_local uint32_t tl_offs[OL_MAX_BATCH];
 static _Thread_local uint32_t tl_lens[OL_MAX_BATCH];
 
-/* vnetCoalesce(slab, offs, lens, n, outOff, outCap, outOffs, outLens, maxOut, flags, res): count */
+/*
+ * vnetCoalesce(slab, offs, lens, n, outOff, outCap, outOffs, outLens, maxOut, flags, res
+ *              [, maxPktLen]): count. maxPktLen undefined or 0: no limit.
+ */
 static napi_value vnet_coalesce_js(napi_env env, napi_callback_info info) {
-  OL_ARGS(11);
+  OL_ARGS(12);
   uint8_t *slab;
   size_t slab_len, offs_n, lens_n, oo_n, ol_n, res_n;
   uint32_t *offs, *lens, *out_offs, *out_lens, *res;
-  int64_t n, out_off, out_cap, max_out, flags;
+  int64_t n, out_off, out_cap, max_out, flags, max_pkt = 0;
   if (!ol_u8(env, argv[0], "slab", &slab, &slab_len)) return NULL;
   if (!ol_u32(env, argv[1], "offs", &offs, &offs_n)) return NULL;
   if (!ol_u32(env, argv[2], "lens", &lens, &lens_n)) return NULL;
@@ -688,6 +817,9 @@ static napi_value vnet_coalesce_js(napi_env env, napi_callback_info info) {
   if (!ol_int(env, argv[8], "maxOut", 0, OL_MAX_BATCH, &max_out)) return NULL;
   if (!ol_int(env, argv[9], "flags", 0, VNET_MERGE_TCP | VNET_MERGE_UDP, &flags)) return NULL;
   if (!ol_u32(env, argv[10], "res", &res, &res_n)) return NULL;
+  napi_valuetype mt;
+  OL_CALL(env, napi_typeof(env, argv[11], &mt));
+  if (mt != napi_undefined && !ol_int(env, argv[11], "maxPktLen", 0, 65535, &max_pkt)) return NULL;
   if ((size_t)n > offs_n || (size_t)n > lens_n) {
     ol_range(env, "n exceeds the length of offs or lens");
     return NULL;
@@ -715,7 +847,7 @@ static napi_value vnet_coalesce_js(napi_env env, napi_callback_info info) {
   uint32_t consumed = 0;
   uint32_t k = vnet_coalesce(slab, tl_offs, tl_lens, (uint32_t)n, slab + out_off, (size_t)out_cap,
                              (uint32_t)out_off, out_offs, out_lens, (uint32_t)max_out,
-                             (uint32_t)flags, &consumed);
+                             (uint32_t)flags, (uint32_t)max_pkt, &consumed);
   /* No progress with room for output means the next packet alone is larger
      than outCap: a sizing bug in the caller, not a packet to drop. */
   if (consumed == 0 && n > 0 && max_out > 0) {
@@ -724,6 +856,35 @@ static napi_value vnet_coalesce_js(napi_env env, napi_callback_info info) {
   }
   res[0] = consumed;
   return ol_u32_value(env, k);
+}
+
+/*
+ * csumComplete(slab, offs, lens, n): count — completes in place the
+ * partial TCP/UDP checksums of n plain IPv4 packets (the TUN path without
+ * IFF_VNET_HDR); returns how many it completed.
+ */
+static napi_value csum_complete_js(napi_env env, napi_callback_info info) {
+  OL_ARGS(4);
+  uint8_t *slab;
+  size_t slab_len, offs_n, lens_n;
+  uint32_t *offs, *lens;
+  int64_t n;
+  if (!ol_u8(env, argv[0], "slab", &slab, &slab_len)) return NULL;
+  if (!ol_u32(env, argv[1], "offs", &offs, &offs_n)) return NULL;
+  if (!ol_u32(env, argv[2], "lens", &lens, &lens_n)) return NULL;
+  if (!ol_int(env, argv[3], "n", 0, OL_MAX_BATCH, &n)) return NULL;
+  if ((size_t)n > offs_n || (size_t)n > lens_n) {
+    ol_range(env, "n exceeds the length of offs or lens");
+    return NULL;
+  }
+  /* Checked copies: a packet written to may overlap offs/lens on the slab. */
+  for (int64_t i = 0; i < n; i++) {
+    uint32_t o = offs[i], l = lens[i];
+    if (!ol_region(env, "offs[i] + lens[i]", o, l, slab_len)) return NULL;
+    tl_offs[i] = o;
+    tl_lens[i] = l;
+  }
+  return ol_u32_value(env, csum_complete(slab, tl_offs, tl_lens, (uint32_t)n));
 }
 
 static bool ol_const(napi_env env, napi_value exports, const char *name, int32_t v) {
@@ -742,6 +903,7 @@ bool offload_init(napi_env env, napi_value exports) {
       {"vnetSplit", vnet_split_js},
       {"vnetSplitPrefixed", vnet_split_prefixed_js},
       {"vnetCoalesce", vnet_coalesce_js},
+      {"csumComplete", csum_complete_js},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value fn;

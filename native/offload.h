@@ -5,7 +5,8 @@
  * The byte work is plain C over caller-owned memory (no allocation, no
  * system calls) so it can be called and benchmarked without N-API;
  * offload_init registers the N-API wrappers (tunSetOffload, vnetSplit,
- * vnetSplitPrefixed, vnetCoalesce) and the constants on the addon's exports.
+ * vnetSplitPrefixed, vnetCoalesce, csumComplete) and the constants on the
+ * addon's exports.
  */
 #ifndef WEFT_OFFLOAD_H
 #define WEFT_OFFLOAD_H
@@ -76,11 +77,24 @@ int vnet_split_prefixed(const uint8_t *in, size_t in_len, uint8_t *out, size_t o
  * Coalesces n packets slab[offs[i] .. offs[i]+lens[i]) into out (each
  * output = virtio_net_hdr + packet). Writes out_offs/out_lens relative to
  * `out_base` (the slab offset of `out`); returns the output count and
- * stores how many inputs it consumed in *consumed.
+ * stores how many inputs it consumed in *consumed. Partial checksums are
+ * completed in the outputs. With flags ≠ 0 and max_pkt ≠ 0, a TCP packet
+ * longer than max_pkt goes out alone as a GSO_TCPV4 super-packet with
+ * gso_size = max_pkt − headers.
  */
 uint32_t vnet_coalesce(const uint8_t *slab, const uint32_t *offs, const uint32_t *lens, uint32_t n,
                        uint8_t *out, size_t out_cap, uint32_t out_base, uint32_t *out_offs,
-                       uint32_t *out_lens, uint32_t max_out, uint32_t flags, uint32_t *consumed);
+                       uint32_t *out_lens, uint32_t max_out, uint32_t flags, uint32_t max_pkt,
+                       uint32_t *consumed);
+
+/*
+ * Completes in place the partial TCP/UDP checksums (field = folded
+ * pseudo-header sum, the packet failing to verify) of the n IPv4 packets
+ * slab[offs[i] .. offs[i]+lens[i]); every other packet is left byte for
+ * byte. Returns how many it completed. vnet_coalesce does the same to the
+ * copies it writes.
+ */
+uint32_t csum_complete(uint8_t *slab, const uint32_t *offs, const uint32_t *lens, uint32_t n);
 
 /* Registers the exports; false with a pending exception on failure. */
 bool offload_init(napi_env env, napi_value exports);

@@ -12,12 +12,10 @@
  */
 import { DropReason } from '../wire/drop-reason.js';
 import { Ipv4Header } from '../wire/ipv4.js';
-import {
-  ICMP_DEST_UNREACH, ICMP_EXC_TTL, IPPROTO_ICMP, ICMP_FRAG_NEEDED, ICMP_NET_UNREACH, ICMP_TIME_EXCEEDED,
-} from '../wire/constants.js';
+import { ICMP_EXC_TTL, ICMP_TIME_EXCEEDED } from '../wire/constants.js';
 import type { RouteTableReader } from '../route-table/index.js';
 import type { PacketQueue, ReplyArea } from './queue.js';
-import { acceptFromPeer, checkInnerIpv4, IcmpReplier } from './ipv4-checks.js';
+import { acceptFromPeer, checkInnerIpv4, EgressRouter, IcmpReplier } from './ipv4-checks.js';
 
 export interface UdpPathCounters {
   /** Float64 counters of this worker; drops at dropBase + reason. */
@@ -31,20 +29,23 @@ export class FlannelUdpPath {
   private readonly stats: Float64Array;
   private readonly dropBase: number;
   private readonly icmp: IcmpReplier;
+  private readonly router: EgressRouter;
 
   constructor(
     private readonly rt: RouteTableReader,
     counters: UdpPathCounters,
     /** Largest inner packet that fits the underlay in one datagram (underlay MTU − 28). */
-    private readonly pathMtu: number,
+    pathMtu: number,
     /** Where ICMP errors are written; one area per batch. */
     replies: ReplyArea,
     /** Bytes of virtio_net_hdr in front of each TUN packet (0, or 10 with IFF_VNET_HDR). */
-    private readonly tunHdrLen = 0,
+    tunHdrLen = 0,
   ) {
     this.stats = counters.stats;
     this.dropBase = counters.dropBase;
     this.icmp = new IcmpReplier(rt, replies, counters.stats, counters.icmpSlot);
+    this.router = new EgressRouter(rt, this.icmp, counters.stats, counters.dropBase, pathMtu, tunHdrLen,
+      { hop: true, needsMac: false });
   }
 
   private drop(reason: number): void {
@@ -80,35 +81,7 @@ export class FlannelUdpPath {
    * TTL is decremented in the (super-)header, which every segment copies.
    */
   route(buf: Uint8Array, off: number, len: number, gso: boolean, toTun: PacketQueue): number {
-    const ip = this.ip;
-    const bad = checkInnerIpv4(ip, buf, off, len);
-    if (bad !== DropReason.NONE) {
-      this.drop(bad);
-      return -1;
-    }
-    if (ip.ttl <= 1) {
-      this.icmp.send(buf, off, len, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL, 0, toTun, 0, 0, this.tunHdrLen);
-      this.drop(DropReason.TTL_EXCEEDED);
-      return -1;
-    }
-    const peer = this.rt.lookup(ip.dst);
-    if (peer < 0) {
-      // flannel never answers an ICMP packet with net-unreachable; weft keeps that.
-      if (ip.protocol !== IPPROTO_ICMP) {
-        this.icmp.send(buf, off, len, ICMP_DEST_UNREACH, ICMP_NET_UNREACH, 0, toTun, 0, 0, this.tunHdrLen);
-      }
-      this.drop(DropReason.NO_ROUTE);
-      return -1;
-    }
-    if (!gso && len > this.pathMtu && ip.dontFrag) {
-      this.icmp.send(buf, off, len, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, this.pathMtu, toTun, 0, 0, this.tunHdrLen);
-      this.drop(DropReason.TOO_BIG);
-      return -1;
-    }
-    ip.decrementTtl();
-    // Without DF an oversize packet still goes as one datagram: the kernel
-    // fragments the outer packet and the peer reassembles it.
-    return peer;
+    return this.router.route(this.ip, buf, off, len, gso, toTun);
   }
 
   /**

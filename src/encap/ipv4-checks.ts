@@ -7,6 +7,10 @@
 import { DropReason } from '../wire/drop-reason.js';
 import type { Ipv4Header } from '../wire/ipv4.js';
 import { buildIcmpError, shouldSendIcmpError } from '../wire/icmp.js';
+import { macIsZero } from '../wire/ethernet.js';
+import {
+  ETH_ADDR_LEN, ICMP_DEST_UNREACH, ICMP_EXC_TTL, ICMP_FRAG_NEEDED, ICMP_NET_UNREACH, ICMP_TIME_EXCEEDED, IPPROTO_ICMP,
+} from '../wire/constants.js';
 import type { RouteTableReader } from '../route-table/index.js';
 import type { PacketQueue, ReplyArea } from './queue.js';
 
@@ -62,5 +66,63 @@ export class IcmpReplier {
     if (hdr > 0) buf.fill(0, at, at + hdr);
     q.push(at, n + hdr, addr, port, -1);
     this.stats[this.icmpSlot]++;
+  }
+}
+
+export interface EgressRules {
+  /** Decrement the inner TTL and answer time-exceeded at 1 (flannel's udp proxy is a hop; a VTEP is a link). */
+  readonly hop: boolean;
+  /** The peer must have a VtepMAC (VXLAN): without one it cannot be addressed, same as no route. */
+  readonly needsMac: boolean;
+}
+
+/**
+ * The egress decisions both backends make for a packet read from the TUN:
+ * header checks, TTL (when the backend is a hop), longest-prefix lookup,
+ * ICMP net-unreachable (never about ICMP, as flannel), and
+ * fragmentation-needed for an oversize DF packet — unless `gso` marks a
+ * super-packet the caller splits into segments that fit. Returns the peer
+ * slot, or -1 after counting the drop.
+ */
+export class EgressRouter {
+  constructor(
+    private readonly rt: RouteTableReader,
+    private readonly icmp: IcmpReplier,
+    private readonly stats: Float64Array,
+    private readonly dropBase: number,
+    private readonly pathMtu: number,
+    /** Bytes of virtio_net_hdr in front of each TUN packet (0, or 10 with IFF_VNET_HDR). */
+    private readonly tunHdrLen: number,
+    private readonly rules: EgressRules,
+  ) {}
+
+  route(ip: Ipv4Header, buf: Uint8Array, off: number, len: number, gso: boolean, toTun: PacketQueue): number {
+    const bad = checkInnerIpv4(ip, buf, off, len);
+    if (bad !== DropReason.NONE) return this.drop(bad);
+    const hdr = this.tunHdrLen;
+    if (this.rules.hop && ip.ttl <= 1) {
+      this.icmp.send(buf, off, len, ICMP_TIME_EXCEEDED, ICMP_EXC_TTL, 0, toTun, 0, 0, hdr);
+      return this.drop(DropReason.TTL_EXCEEDED);
+    }
+    const rt = this.rt;
+    const peer = rt.lookup(ip.dst);
+    if (peer < 0 || (this.rules.needsMac && macIsZero(rt.peerMac, peer * ETH_ADDR_LEN))) {
+      // flannel never answers an ICMP packet with net-unreachable; weft keeps that.
+      if (ip.protocol !== IPPROTO_ICMP) this.icmp.send(buf, off, len, ICMP_DEST_UNREACH, ICMP_NET_UNREACH, 0, toTun, 0, 0, hdr);
+      return this.drop(DropReason.NO_ROUTE);
+    }
+    if (!gso && len > this.pathMtu && ip.dontFrag) {
+      this.icmp.send(buf, off, len, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, this.pathMtu, toTun, 0, 0, hdr);
+      return this.drop(DropReason.TOO_BIG);
+    }
+    // Without DF an oversize packet still goes as one datagram: the kernel
+    // fragments the outer packet and the peer reassembles it.
+    if (this.rules.hop) ip.decrementTtl();
+    return peer;
+  }
+
+  private drop(reason: number): -1 {
+    this.stats[this.dropBase + reason]++;
+    return -1;
   }
 }

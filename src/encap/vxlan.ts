@@ -24,15 +24,14 @@ import { WeftError } from '../errors.js';
 import { DropReason } from '../wire/drop-reason.js';
 import { Ipv4Header } from '../wire/ipv4.js';
 import { VxlanHeader } from '../wire/vxlan.js';
-import { EthernetHeader, macEquals, macIsZero } from '../wire/ethernet.js';
+import { EthernetHeader, macEquals } from '../wire/ethernet.js';
 import {
-  ETH_ADDR_LEN, ETH_HEADER_LEN, ETHERTYPE_IPV4, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, ICMP_NET_UNREACH,
-  IPPROTO_ICMP, VXLAN_HEADER_LEN, VXLAN_VNI_MAX,
+  ETH_ADDR_LEN, ETH_HEADER_LEN, ETHERTYPE_IPV4, VXLAN_HEADER_LEN, VXLAN_VNI_MAX,
 } from '../wire/constants.js';
 import type { RouteTableReader } from '../route-table/index.js';
 import type { UdpPathCounters } from './flannel-udp.js';
 import type { PacketQueue, ReplyArea } from './queue.js';
-import { IcmpReplier, acceptFromPeer, checkInnerIpv4 } from './ipv4-checks.js';
+import { EgressRouter, IcmpReplier, acceptFromPeer, checkInnerIpv4 } from './ipv4-checks.js';
 import { LOCAL_PORT_MAX, LOCAL_PORT_MIN, flowHash, vxlanSourcePort } from './flow-hash.js';
 
 /** Bytes written in front of the inner IP packet: VXLAN header + inner Ethernet. */
@@ -65,6 +64,7 @@ export class VxlanPath {
   private readonly vx = new VxlanHeader();
   private readonly eth = new EthernetHeader();
   private readonly icmp: IcmpReplier;
+  private readonly router: EgressRouter;
   private readonly stats: Float64Array;
   private readonly dropBase: number;
   private readonly vni: number;
@@ -74,7 +74,6 @@ export class VxlanPath {
   private readonly seed: number;
   private readonly portMin: number;
   private readonly portMax: number;
-  private readonly tunHdrLen: number;
   /** Bytes written in front of each inner packet: VXLAN header + inner Ethernet. */
   readonly prefixLen = VXLAN_ENCAP_LEN;
   /**
@@ -88,7 +87,7 @@ export class VxlanPath {
     private readonly rt: RouteTableReader,
     counters: UdpPathCounters,
     /** Largest inner packet that fits the underlay in one datagram (underlay MTU − 50). */
-    private readonly pathMtu: number,
+    pathMtu: number,
     /** Where ICMP errors are written; one area per batch. */
     replies: ReplyArea,
     opts: VxlanPathOptions,
@@ -112,7 +111,8 @@ export class VxlanPath {
     this.seed = opts.hashSeed ?? (Math.random() * 0x100000000) | 0;
     this.portMin = opts.srcPortMin ?? LOCAL_PORT_MIN;
     this.portMax = opts.srcPortMax ?? LOCAL_PORT_MAX;
-    this.tunHdrLen = opts.tunHdrLen ?? 0;
+    this.router = new EgressRouter(rt, this.icmp, counters.stats, counters.dropBase, pathMtu, opts.tunHdrLen ?? 0,
+      { hop: false, needsMac: true });
     if (!(this.portMin >= 1 && this.portMin < this.portMax && this.portMax <= 65535)) {
       throw new WeftError('ECONFIG', `VXLAN source port range must satisfy 1 <= min < max <= 65535, got ${this.portMin}..${this.portMax}`);
     }
@@ -156,30 +156,7 @@ export class VxlanPath {
    * The inner TTL is left alone (see ingress()).
    */
   route(buf: Uint8Array, off: number, len: number, gso: boolean, toTun: PacketQueue): number {
-    const ip = this.ip;
-    const bad = checkInnerIpv4(ip, buf, off, len);
-    if (bad !== DropReason.NONE) {
-      this.drop(bad);
-      return -1;
-    }
-    const rt = this.rt;
-    const peer = rt.lookup(ip.dst);
-    // A peer without a VtepMAC cannot be addressed (the kernel would have
-    // no neighbour entry): same as no route.
-    if (peer < 0 || macIsZero(rt.peerMac, peer * ETH_ADDR_LEN)) {
-      // flannel never answers an ICMP packet with net-unreachable; weft keeps that.
-      if (ip.protocol !== IPPROTO_ICMP) {
-        this.icmp.send(buf, off, len, ICMP_DEST_UNREACH, ICMP_NET_UNREACH, 0, toTun, 0, 0, this.tunHdrLen);
-      }
-      this.drop(DropReason.NO_ROUTE);
-      return -1;
-    }
-    if (!gso && len > this.pathMtu && ip.dontFrag) {
-      this.icmp.send(buf, off, len, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, this.pathMtu, toTun, 0, 0, this.tunHdrLen);
-      this.drop(DropReason.TOO_BIG);
-      return -1;
-    }
-    return peer;
+    return this.router.route(this.ip, buf, off, len, gso, toTun);
   }
 
   /** Writes the 22 bytes that go in front of an inner packet for `peer` at buf[at]. */

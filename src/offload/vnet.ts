@@ -1,7 +1,7 @@
 /**
  * The TUN offload path: virtio_net_hdr views and constants, and typed
  * wrappers for the addon's tunSetOffload / vnetSplit / vnetSplitPrefixed /
- * vnetCoalesce
+ * vnetCoalesce, and csumComplete for the plain path
  * (native/offload.c). The byte work is in C; the decisions (what to do with
  * a drop reason, when to flush) stay with the caller.
  */
@@ -148,25 +148,41 @@ interface OffloadBinding {
     res: Uint32Array): number;
   vnetCoalesce(slab: Uint8Array, offs: Uint32Array, lens: Uint32Array, n: number, outOff: number,
     outCap: number, outOffs: Uint32Array, outLens: Uint32Array, maxOut: number, flags: number,
-    res: Uint32Array): number;
+    res: Uint32Array, maxPktLen?: number): number;
+  csumComplete(slab: Uint8Array, offs: Uint32Array, lens: Uint32Array, n: number): number;
+}
+
+/** The one addon function the plain (no IFF_VNET_HDR) TUN path needs. */
+type CsumBinding = Pick<OffloadBinding, 'csumComplete'>;
+
+function stale(): WeftError {
+  return new WeftError('ENATIVE', 'the native addon has no offload functions (vnetSplit, ' +
+    'vnetSplitPrefixed, csumComplete); it is stale: rebuild it with `node scripts/build-native.mjs`');
 }
 
 function bind(): OffloadBinding {
   if (nativeLoadError !== undefined) throw nativeLoadError;
   const b = native as unknown as Partial<OffloadBinding>;
   if (typeof b.vnetSplit !== 'function' || typeof b.vnetCoalesce !== 'function' ||
-    typeof b.tunSetOffload !== 'function' || typeof b.vnetSplitPrefixed !== 'function') {
-    throw new WeftError('ENATIVE', 'the native addon has no offload functions (vnetSplit, ' +
-      'vnetSplitPrefixed); it is ' +
-      'stale: rebuild it with `node scripts/build-native.mjs`');
+    typeof b.tunSetOffload !== 'function' || typeof b.vnetSplitPrefixed !== 'function' ||
+    typeof b.csumComplete !== 'function') {
+    throw stale();
   }
   return b as OffloadBinding;
+}
+
+function bindCsum(): CsumBinding {
+  if (nativeLoadError !== undefined) throw nativeLoadError;
+  const b = native as unknown as Partial<CsumBinding>;
+  if (typeof b.csumComplete !== 'function') throw stale();
+  return b as CsumBinding;
 }
 
 let binding: OffloadBinding | undefined;
 function get(): OffloadBinding {
   return binding ??= bind();
 }
+let csumBindingCache: CsumBinding | undefined;
 
 /** True when the loaded addon has the offload functions. */
 export function offloadAvailable(): boolean {
@@ -242,7 +258,15 @@ export function vnetSplitPrefixed(slab: Uint8Array, inOff: number, inLen: number
  * +outLens[k]), starting at outOff, back to back. With MERGE_TCP
  * (MERGE_UDP) runs of adjacent packets of one flow become one GSO
  * super-packet (see native/offload.c for the exact rules); flags 0 only
- * prepends zero headers.
+ * prepends zero headers. Every output leaves with a complete checksum
+ * where the input's was partial (see csumComplete).
+ *
+ * maxPktLen (the inner MTU; omitted or 0 = no limit), with flags ≠ 0: an
+ * IPv4 TCP packet longer than it — a kernel VTEP's TSO super-packet that
+ * crossed a virtual underlay unsegmented — goes out alone as a GSO_TCPV4
+ * super-packet with gso_size = maxPktLen − IP − TCP header, so the kernel
+ * cuts it to the pod's MTU instead of dropping it (DF). A failing,
+ * non-partial checksum keeps it plain.
  *
  * Returns the number of outputs; res[0] = how many inputs they consumed.
  * It stops early when maxOut outputs are written or the next one would not
@@ -252,9 +276,40 @@ export function vnetSplitPrefixed(slab: Uint8Array, inOff: number, inLen: number
  */
 export function vnetCoalesce(slab: Uint8Array, offs: Uint32Array, lens: Uint32Array, n: number,
   outOff: number, outCap: number, outOffs: Uint32Array, outLens: Uint32Array, maxOut: number,
-  flags: number, res: Uint32Array): number {
+  flags: number, res: Uint32Array, maxPktLen = 0): number {
   return get().vnetCoalesce(slab, offs, lens, n, outOff, outCap, outOffs, outLens, maxOut, flags,
-    res);
+    res, maxPktLen);
+}
+
+/**
+ * Completes in place the partial TCP/UDP checksums of n plain IPv4 packets
+ * slab[offs[i] .. +lens[i]) before they are written to a TUN without
+ * IFF_VNET_HDR; returns how many it completed. (vnetCoalesce does the same
+ * to its outputs on the offload path.)
+ *
+ * Why: a kernel VTEP on a virtual underlay (veth, virtio) sends inner
+ * TCP/UDP packets CHECKSUM_PARTIAL — the checksum field holds only the
+ * folded pseudo-header sum for the packet's L4 length — and the pod's
+ * kernel drops them as they are. A packet whose checksum fails and whose
+ * field is exactly that sum gets the full checksum; every other packet
+ * (complete checksums, real corruption, UDP checksum 0, fragments, not
+ * IPv4 TCP/UDP) is left byte for byte. Only packets whose field equals the
+ * pseudo-header sum are summed over their payload. Throws RangeError for
+ * bad arguments (n > 256 or beyond offs/lens, a packet beyond the slab).
+ */
+export function csumComplete(slab: Uint8Array, offs: Uint32Array, lens: Uint32Array,
+  n: number): number {
+  return csumBinding().csumComplete(slab, offs, lens, n);
+}
+
+/**
+ * The raw csumComplete, for hot loops that take it once
+ * (`const { csumComplete } = csumBinding()`), without the rest of the
+ * offload functions: usable whether or not the TUN offloads are on. Throws
+ * WeftError('ENATIVE') when the addon is missing or stale.
+ */
+export function csumBinding(): CsumBinding {
+  return csumBindingCache ??= bindCsum();
 }
 
 /**
@@ -265,4 +320,4 @@ export function vnetCoalesce(slab: Uint8Array, offs: Uint32Array, lens: Uint32Ar
 export function offloadBinding(): OffloadBinding {
   return get();
 }
-export type { OffloadBinding };
+export type { CsumBinding, OffloadBinding };

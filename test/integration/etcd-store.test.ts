@@ -1,3 +1,5 @@
+// Runs in the serial (integration) phase: its watch assertions allow 1 s, which a
+// fully loaded 2-core machine running every unit file in parallel can exceed.
 /**
  * EtcdLeaseStore against a real etcd (Debian's etcd-server) that this file
  * starts on 127.0.0.1 with a temporary data dir. Leases are written and read
