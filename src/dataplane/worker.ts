@@ -21,11 +21,11 @@ import { FlannelUdpPath } from '../encap/flannel-udp.js';
 import { VxlanPath } from '../encap/vxlan.js';
 import type { EncapPath } from '../encap/path.js';
 import { PacketQueue, ReplyArea } from '../encap/queue.js';
-import { ICMP_ERROR_MAX_LEN } from '../wire/constants.js';
+import { ICMP_ERROR_MAX_LEN, IPPROTO_TCP } from '../wire/constants.js';
 import { DropReason } from '../wire/drop-reason.js';
 import { gso as gsoNative, GRO_RECV_CAP } from '../conn/gso.js';
 import {
-  offloadBinding, F_NEEDS_CSUM, SPLIT_COUNT, SPLIT_STRIDE, SPLIT_TOTAL, SPLIT_RES_LEN, udpGsoChunk,
+  csumBinding, offloadBinding, F_NEEDS_CSUM, GSO_TCPV4, VirtioNetHdr, SPLIT_COUNT, SPLIT_STRIDE, SPLIT_TOTAL, SPLIT_RES_LEN, udpGsoChunk,
   VIRTIO_NET_HDR_LEN, VNET_SPLIT_MAX_SEGS, VNET_SPLIT_OUT_MAX,
 } from '../offload/vnet.js';
 import { BATCH, CTL, HEADROOM, PEER, POLL_TIMEOUT_MS, SLOT_SIZE, STAT, WORKER_STRIDE, statsLayout } from './layout.js';
@@ -90,7 +90,8 @@ function run(init: WorkerInit): void {
   const replyBase = 2 * BATCH * SLOT_SIZE;
   const splitBase = replyBase + replySlots * replySlot;
   const splitMax = VNET_SPLIT_OUT_MAX + VNET_SPLIT_MAX_SEGS * 64;
-  const splitCap = vnet ? SPLIT_AREAS * splitMax : 0;
+  // The plain path needs one area too, for oversize TCP arriving whole (see splitOversize).
+  const splitCap = vnet ? SPLIT_AREAS * splitMax : splitMax;
   const mergeBase = splitBase + splitCap;
   const mergeCap = vnet ? BATCH * SLOT_SIZE : 0;
   const slab = new Uint8Array(mergeBase + mergeCap);
@@ -133,6 +134,12 @@ function run(init: WorkerInit): void {
   const tunFd = init.tunFd;
   const udpFd = init.udpFd;
   const off = vnet ? offloadBinding() : null;
+  const splitter = offloadBinding();
+  const vh = new VirtioNetHdr();
+  const plainOut = new PacketQueue(CALL_MAX);
+  // A kernel VXLAN peer on a virtual link sends inner checksums unfinished
+  // (CHECKSUM_PARTIAL); they are completed before the TUN write.
+  const { csumComplete } = csumBinding();
   let splitUsed = 0;
 
   const flushToPeer = (): void => {
@@ -177,6 +184,42 @@ function run(init: WorkerInit): void {
     q.count = 0;
   };
 
+  /**
+   * A TCP packet longer than the path MTU on the plain path: a kernel
+   * VXLAN peer's TSO super-packet that crossed a virtual link whole (the
+   * pod's MTU would drop it). Segments it through the addon, using the 10
+   * bytes before the packet (the stripped outer headers) for the virtio
+   * header the split reads; segments are queued on plainOut in order.
+   * Returns false for anything else (written as it is).
+   */
+  const splitOversize = (at: number, len: number): boolean => {
+    if (slab[at + 9] !== IPPROTO_TCP || at < VIRTIO_NET_HDR_LEN) return false;
+    const ihl = (slab[at]! & 0x0f) << 2;
+    const doff = (slab[at + ihl + 12]! >> 4) << 2;
+    const h = at - VIRTIO_NET_HDR_LEN;
+    // The split area is reused per packet: what is queued before goes out first.
+    writeTun(plainOut);
+    vh.reset(slab, h).zero();
+    vh.flags = F_NEEDS_CSUM;
+    vh.gsoType = GSO_TCPV4;
+    vh.hdrLen = ihl + doff;
+    vh.gsoSize = init.pathMtu - ihl - doff;
+    vh.csumStart = ihl;
+    vh.csumOffset = 16;
+    const bad = splitter.vnetSplit(slab, h, len + VIRTIO_NET_HDR_LEN, splitBase, splitCap, init.pathMtu, splitRes);
+    if (bad !== 0) {
+      stats[drops + bad]++;
+      return true;
+    }
+    const stride = splitRes[SPLIT_STRIDE]!;
+    const total = splitRes[SPLIT_TOTAL]!;
+    for (let o = 0; o < total; o += stride) {
+      if (plainOut.full) writeTun(plainOut);
+      plainOut.push(splitBase + o, Math.min(stride, total - o), 0, 0, -1);
+    }
+    return true;
+  };
+
   /** Writes the accepted inbound packets, merged into super-packets when the TUN takes them. */
   const flushInbound = (): void => {
     const n = inbound.count;
@@ -195,7 +238,23 @@ function run(init: WorkerInit): void {
     stats[base + STAT.TUN_TX_PKTS] += n;
     stats[base + STAT.TUN_TX_BYTES] += bytes;
     if (off === null) {
-      writeTun(inbound);
+      csumComplete(slab, inbound.offs, inbound.lens, n);
+      let oversize = false;
+      for (let i = 0; i < n; i++) if (inbound.lens[i]! > init.pathMtu) oversize = true;
+      if (!oversize) {
+        writeTun(inbound);
+        return;
+      }
+      // Rare: keep the order, replacing each oversize packet by its segments.
+      for (let i = 0; i < n; i++) {
+        const at = inbound.offs[i]!;
+        const len = inbound.lens[i]!;
+        if (len > init.pathMtu && splitOversize(at, len)) continue;
+        if (plainOut.full) writeTun(plainOut);
+        plainOut.push(at, len, 0, 0, -1);
+      }
+      writeTun(plainOut);
+      inbound.count = 0;
       return;
     }
     // vnetCoalesce consumes a prefix of the inputs per call; the rest is
@@ -203,7 +262,7 @@ function run(init: WorkerInit): void {
     let left = n;
     while (left > 0) {
       const outs = off.vnetCoalesce(slab, inbound.offs, inbound.lens, left, mergeBase, mergeCap,
-        merged.offs, merged.lens, merged.capacity, merge, mergeRes);
+        merged.offs, merged.lens, merged.capacity, merge, mergeRes, init.pathMtu);
       merged.count = outs;
       writeTun(merged);
       const used = mergeRes[0]!;
