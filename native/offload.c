@@ -32,12 +32,10 @@
 #include <errno.h>
 #include <linux/if_tun.h>
 #include <linux/virtio_net.h>
-#include <math.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "errname.h"
+#include "common.h"
 
 /* Older uapi headers (this build host's among them) predate USO. */
 #ifndef TUN_F_USO4
@@ -580,139 +578,19 @@ uint32_t vnet_coalesce(const uint8_t *slab, const uint32_t *offs, const uint32_t
 
 /* ---- N-API -------------------------------------------------------------- */
 
-/* Own copies of weft.c's helpers (static there) so both files merge
-   without touching each other. */
-static void ol_throw_napi(napi_env env, const char *expr) {
-  const napi_extended_error_info *info = NULL;
-  napi_get_last_error_info(env, &info);
-  bool pending = false;
-  napi_is_exception_pending(env, &pending);
-  if (pending) return;
-  char msg[256];
-  snprintf(msg, sizeof msg, "%s (%s)",
-           info != NULL && info->error_message != NULL ? info->error_message : "N-API call failed",
-           expr);
-  napi_throw_error(env, "ENAPI", msg);
-}
-
-#define OL_CALL(env, call)                                                     \
-  do {                                                                         \
-    if ((call) != napi_ok) {                                                   \
-      ol_throw_napi((env), #call);                                             \
-      return NULL;                                                             \
-    }                                                                          \
-  } while (0)
-
-#define OL_CALL_B(env, call)                                                   \
-  do {                                                                         \
-    if ((call) != napi_ok) {                                                   \
-      ol_throw_napi((env), #call);                                             \
-      return false;                                                            \
-    }                                                                          \
-  } while (0)
-
-static void ol_throw_errno(napi_env env, int err, const char *syscall) {
-  char namebuf[16], descbuf[128], msg[256];
-  const char *code = weft_errno_name(err, namebuf, sizeof namebuf);
-  const char *desc = strerror_r(err, descbuf, sizeof descbuf);
-  snprintf(msg, sizeof msg, "%s: %s, %s", code, desc, syscall);
-  napi_value code_v, msg_v, error, errno_v, sys_v;
-  if (napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &code_v) != napi_ok ||
-      napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &msg_v) != napi_ok ||
-      napi_create_error(env, code_v, msg_v, &error) != napi_ok ||
-      napi_create_int32(env, err, &errno_v) != napi_ok ||
-      napi_set_named_property(env, error, "errno", errno_v) != napi_ok ||
-      napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sys_v) != napi_ok ||
-      napi_set_named_property(env, error, "syscall", sys_v) != napi_ok) {
-    napi_throw_error(env, code, msg);
-    return;
-  }
-  napi_throw(env, error);
-}
-
-static void ol_range(napi_env env, const char *msg) {
-  napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
-}
-
-static bool ol_int(napi_env env, napi_value v, const char *name, int64_t min, int64_t max,
-                   int64_t *out) {
-  napi_valuetype t;
-  OL_CALL_B(env, napi_typeof(env, v, &t));
-  if (t != napi_number) {
-    char msg[128];
-    snprintf(msg, sizeof msg, "%s must be a number", name);
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
-    return false;
-  }
-  double d;
-  OL_CALL_B(env, napi_get_value_double(env, v, &d));
-  if (!(d >= (double)min && d <= (double)max) || d != floor(d)) {
-    char msg[160];
-    snprintf(msg, sizeof msg, "%s must be an integer in %lld..%lld (got %g)", name,
-             (long long)min, (long long)max, d);
-    ol_range(env, msg);
-    return false;
-  }
-  *out = (int64_t)d;
-  return true;
-}
-
-static bool ol_typed(napi_env env, napi_value v, const char *name, napi_typedarray_type want,
-                     const char *want_name, void **data, size_t *length) {
-  bool is_ta = false;
-  OL_CALL_B(env, napi_is_typedarray(env, v, &is_ta));
-  napi_typedarray_type type = napi_int8_array;
-  if (is_ta) OL_CALL_B(env, napi_get_typedarray_info(env, v, &type, length, data, NULL, NULL));
-  if (!is_ta || type != want) {
-    char msg[128];
-    snprintf(msg, sizeof msg, "%s must be %s", name, want_name);
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
-    return false;
-  }
-  if (*data == NULL) *length = 0; /* detached */
-  return true;
-}
-
-static bool ol_u8(napi_env env, napi_value v, const char *name, uint8_t **d, size_t *n) {
-  return ol_typed(env, v, name, napi_uint8_array, "a Uint8Array", (void **)d, n);
-}
-static bool ol_u32(napi_env env, napi_value v, const char *name, uint32_t **d, size_t *n) {
-  return ol_typed(env, v, name, napi_uint32_array, "a Uint32Array", (void **)d, n);
-}
-
-/* [off, off+len) lies inside a slab of slab_len bytes. */
-static bool ol_region(napi_env env, const char *what, uint64_t off, uint64_t len, size_t slab_len) {
-  if (off + len <= slab_len) return true;
-  char msg[160];
-  snprintf(msg, sizeof msg, "%s (%llu + %llu) is beyond the slab (%zu bytes)", what,
-           (unsigned long long)off, (unsigned long long)len, slab_len);
-  ol_range(env, msg);
-  return false;
-}
-
+/* Input, output and prefix regions must be disjoint (empty ones never clash). */
 static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen) {
   return alen != 0 && blen != 0 && a < b + blen && b < a + alen;
 }
 
-static napi_value ol_u32_value(napi_env env, uint32_t v) {
-  napi_value r;
-  OL_CALL(env, napi_create_uint32(env, v, &r));
-  return r;
-}
-
-#define OL_ARGS(n)                                                             \
-  size_t argc = (n);                                                           \
-  napi_value argv[(n)];                                                        \
-  OL_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL))
-
 /* tunSetOffload(fd, flags): void — TUNSETOFFLOAD; EINVAL = flags the kernel lacks. */
 static napi_value tun_set_offload(napi_env env, napi_callback_info info) {
-  OL_ARGS(2);
+  GET_ARGS(2);
   int64_t fd, flags;
-  if (!ol_int(env, argv[0], "fd", 0, INT32_MAX, &fd)) return NULL;
-  if (!ol_int(env, argv[1], "flags", 0, 0xff, &flags)) return NULL;
+  if (!arg_int(env, argv[0], "fd", 0, INT32_MAX, &fd)) return NULL;
+  if (!arg_int(env, argv[1], "flags", 0, 0xff, &flags)) return NULL;
   if (ioctl((int)fd, TUNSETOFFLOAD, (unsigned long)flags) < 0) {
-    ol_throw_errno(env, errno, "ioctl TUNSETOFFLOAD");
+    throw_errno(env, errno, "ioctl TUNSETOFFLOAD");
     return NULL;
   }
   return NULL;
@@ -720,32 +598,32 @@ static napi_value tun_set_offload(napi_env env, napi_callback_info info) {
 
 /* vnetSplit(slab, inOff, inLen, outOff, outCap, maxPktLen, res): dropReason */
 static napi_value vnet_split_js(napi_env env, napi_callback_info info) {
-  OL_ARGS(7);
+  GET_ARGS(7);
   uint8_t *slab;
   size_t slab_len, res_n;
   uint32_t *res;
   int64_t in_off, in_len, out_off, out_cap, max_pkt;
-  if (!ol_u8(env, argv[0], "slab", &slab, &slab_len)) return NULL;
-  if (!ol_int(env, argv[1], "inOff", 0, UINT32_MAX, &in_off)) return NULL;
-  if (!ol_int(env, argv[2], "inLen", 0, UINT32_MAX, &in_len)) return NULL;
-  if (!ol_int(env, argv[3], "outOff", 0, UINT32_MAX, &out_off)) return NULL;
-  if (!ol_int(env, argv[4], "outCap", 0, UINT32_MAX, &out_cap)) return NULL;
-  if (!ol_int(env, argv[5], "maxPktLen", 1, 65535, &max_pkt)) return NULL;
-  if (!ol_u32(env, argv[6], "res", &res, &res_n)) return NULL;
+  if (!arg_u8(env, argv[0], "slab", &slab, &slab_len)) return NULL;
+  if (!arg_int(env, argv[1], "inOff", 0, UINT32_MAX, &in_off)) return NULL;
+  if (!arg_int(env, argv[2], "inLen", 0, UINT32_MAX, &in_len)) return NULL;
+  if (!arg_int(env, argv[3], "outOff", 0, UINT32_MAX, &out_off)) return NULL;
+  if (!arg_int(env, argv[4], "outCap", 0, UINT32_MAX, &out_cap)) return NULL;
+  if (!arg_int(env, argv[5], "maxPktLen", 1, 65535, &max_pkt)) return NULL;
+  if (!arg_u32(env, argv[6], "res", &res, &res_n)) return NULL;
   if (res_n < 4) {
-    ol_range(env, "res must have at least 4 elements");
+    throw_range(env, "res must have at least 4 elements");
     return NULL;
   }
-  if (!ol_region(env, "inOff + inLen", (uint64_t)in_off, (uint64_t)in_len, slab_len)) return NULL;
-  if (!ol_region(env, "outOff + outCap", (uint64_t)out_off, (uint64_t)out_cap, slab_len))
+  if (!in_slab(env, "inOff + inLen", (uint64_t)in_off, (uint64_t)in_len, slab_len)) return NULL;
+  if (!in_slab(env, "outOff + outCap", (uint64_t)out_off, (uint64_t)out_cap, slab_len))
     return NULL;
   if (overlaps((uint64_t)in_off, (uint64_t)in_len, (uint64_t)out_off, (uint64_t)out_cap)) {
-    ol_range(env, "the input and output regions overlap");
+    throw_range(env, "the input and output regions overlap");
     return NULL;
   }
   int r = vnet_split(slab + in_off, (size_t)in_len, slab + out_off, (size_t)out_cap,
                      (uint32_t)max_pkt, res);
-  return ol_u32_value(env, (uint32_t)r);
+  return make_u32(env, (uint32_t)r);
 }
 
 /*
@@ -754,91 +632,90 @@ static napi_value vnet_split_js(napi_env env, napi_callback_info info) {
  * of every segment) nor the input (keeps the three regions independent).
  */
 static napi_value vnet_split_prefixed_js(napi_env env, napi_callback_info info) {
-  OL_ARGS(9);
+  GET_ARGS(9);
   uint8_t *slab;
   size_t slab_len, res_n;
   uint32_t *res;
   int64_t in_off, in_len, out_off, out_cap, max_pkt, pfx_off, pfx_len;
-  if (!ol_u8(env, argv[0], "slab", &slab, &slab_len)) return NULL;
-  if (!ol_int(env, argv[1], "inOff", 0, UINT32_MAX, &in_off)) return NULL;
-  if (!ol_int(env, argv[2], "inLen", 0, UINT32_MAX, &in_len)) return NULL;
-  if (!ol_int(env, argv[3], "outOff", 0, UINT32_MAX, &out_off)) return NULL;
-  if (!ol_int(env, argv[4], "outCap", 0, UINT32_MAX, &out_cap)) return NULL;
-  if (!ol_int(env, argv[5], "maxPktLen", 1, 65535, &max_pkt)) return NULL;
-  if (!ol_int(env, argv[6], "prefixOff", 0, UINT32_MAX, &pfx_off)) return NULL;
-  if (!ol_int(env, argv[7], "prefixLen", 0, VNET_SPLIT_PREFIX_MAX, &pfx_len)) return NULL;
-  if (!ol_u32(env, argv[8], "res", &res, &res_n)) return NULL;
+  if (!arg_u8(env, argv[0], "slab", &slab, &slab_len)) return NULL;
+  if (!arg_int(env, argv[1], "inOff", 0, UINT32_MAX, &in_off)) return NULL;
+  if (!arg_int(env, argv[2], "inLen", 0, UINT32_MAX, &in_len)) return NULL;
+  if (!arg_int(env, argv[3], "outOff", 0, UINT32_MAX, &out_off)) return NULL;
+  if (!arg_int(env, argv[4], "outCap", 0, UINT32_MAX, &out_cap)) return NULL;
+  if (!arg_int(env, argv[5], "maxPktLen", 1, 65535, &max_pkt)) return NULL;
+  if (!arg_int(env, argv[6], "prefixOff", 0, UINT32_MAX, &pfx_off)) return NULL;
+  if (!arg_int(env, argv[7], "prefixLen", 0, VNET_SPLIT_PREFIX_MAX, &pfx_len)) return NULL;
+  if (!arg_u32(env, argv[8], "res", &res, &res_n)) return NULL;
   if (res_n < 4) {
-    ol_range(env, "res must have at least 4 elements");
+    throw_range(env, "res must have at least 4 elements");
     return NULL;
   }
-  if (!ol_region(env, "inOff + inLen", (uint64_t)in_off, (uint64_t)in_len, slab_len)) return NULL;
-  if (!ol_region(env, "outOff + outCap", (uint64_t)out_off, (uint64_t)out_cap, slab_len))
+  if (!in_slab(env, "inOff + inLen", (uint64_t)in_off, (uint64_t)in_len, slab_len)) return NULL;
+  if (!in_slab(env, "outOff + outCap", (uint64_t)out_off, (uint64_t)out_cap, slab_len))
     return NULL;
-  if (!ol_region(env, "prefixOff + prefixLen", (uint64_t)pfx_off, (uint64_t)pfx_len, slab_len))
+  if (!in_slab(env, "prefixOff + prefixLen", (uint64_t)pfx_off, (uint64_t)pfx_len, slab_len))
     return NULL;
   if (overlaps((uint64_t)in_off, (uint64_t)in_len, (uint64_t)out_off, (uint64_t)out_cap)) {
-    ol_range(env, "the input and output regions overlap");
+    throw_range(env, "the input and output regions overlap");
     return NULL;
   }
   if (overlaps((uint64_t)pfx_off, (uint64_t)pfx_len, (uint64_t)in_off, (uint64_t)in_len) ||
       overlaps((uint64_t)pfx_off, (uint64_t)pfx_len, (uint64_t)out_off, (uint64_t)out_cap)) {
-    ol_range(env, "the prefix region overlaps the input or output region");
+    throw_range(env, "the prefix region overlaps the input or output region");
     return NULL;
   }
   int r = vnet_split_prefixed(slab + in_off, (size_t)in_len, slab + out_off, (size_t)out_cap,
                               (uint32_t)max_pkt, slab + pfx_off, (size_t)pfx_len, res);
-  return ol_u32_value(env, (uint32_t)r);
+  return make_u32(env, (uint32_t)r);
 }
 
-/* 256 = weft.c's MAX_BATCH. Copies: offs/lens may live on the slab. */
-#define OL_MAX_BATCH 256
-static _Thread_local uint32_t tl_offs[OL_MAX_BATCH];
-static _Thread_local uint32_t tl_lens[OL_MAX_BATCH];
+/* Copies: offs/lens may live on the slab. */
+static _Thread_local uint32_t tl_offs[MAX_BATCH];
+static _Thread_local uint32_t tl_lens[MAX_BATCH];
 
 /*
  * vnetCoalesce(slab, offs, lens, n, outOff, outCap, outOffs, outLens, maxOut, flags, res
  *              [, maxPktLen]): count. maxPktLen undefined or 0: no limit.
  */
 static napi_value vnet_coalesce_js(napi_env env, napi_callback_info info) {
-  OL_ARGS(12);
+  GET_ARGS(12);
   uint8_t *slab;
   size_t slab_len, offs_n, lens_n, oo_n, ol_n, res_n;
   uint32_t *offs, *lens, *out_offs, *out_lens, *res;
   int64_t n, out_off, out_cap, max_out, flags, max_pkt = 0;
-  if (!ol_u8(env, argv[0], "slab", &slab, &slab_len)) return NULL;
-  if (!ol_u32(env, argv[1], "offs", &offs, &offs_n)) return NULL;
-  if (!ol_u32(env, argv[2], "lens", &lens, &lens_n)) return NULL;
-  if (!ol_int(env, argv[3], "n", 0, OL_MAX_BATCH, &n)) return NULL;
-  if (!ol_int(env, argv[4], "outOff", 0, UINT32_MAX, &out_off)) return NULL;
-  if (!ol_int(env, argv[5], "outCap", 0, UINT32_MAX, &out_cap)) return NULL;
-  if (!ol_u32(env, argv[6], "outOffs", &out_offs, &oo_n)) return NULL;
-  if (!ol_u32(env, argv[7], "outLens", &out_lens, &ol_n)) return NULL;
-  if (!ol_int(env, argv[8], "maxOut", 0, OL_MAX_BATCH, &max_out)) return NULL;
-  if (!ol_int(env, argv[9], "flags", 0, VNET_MERGE_TCP | VNET_MERGE_UDP, &flags)) return NULL;
-  if (!ol_u32(env, argv[10], "res", &res, &res_n)) return NULL;
+  if (!arg_u8(env, argv[0], "slab", &slab, &slab_len)) return NULL;
+  if (!arg_u32(env, argv[1], "offs", &offs, &offs_n)) return NULL;
+  if (!arg_u32(env, argv[2], "lens", &lens, &lens_n)) return NULL;
+  if (!arg_int(env, argv[3], "n", 0, MAX_BATCH, &n)) return NULL;
+  if (!arg_int(env, argv[4], "outOff", 0, UINT32_MAX, &out_off)) return NULL;
+  if (!arg_int(env, argv[5], "outCap", 0, UINT32_MAX, &out_cap)) return NULL;
+  if (!arg_u32(env, argv[6], "outOffs", &out_offs, &oo_n)) return NULL;
+  if (!arg_u32(env, argv[7], "outLens", &out_lens, &ol_n)) return NULL;
+  if (!arg_int(env, argv[8], "maxOut", 0, MAX_BATCH, &max_out)) return NULL;
+  if (!arg_int(env, argv[9], "flags", 0, VNET_MERGE_TCP | VNET_MERGE_UDP, &flags)) return NULL;
+  if (!arg_u32(env, argv[10], "res", &res, &res_n)) return NULL;
   napi_valuetype mt;
-  OL_CALL(env, napi_typeof(env, argv[11], &mt));
-  if (mt != napi_undefined && !ol_int(env, argv[11], "maxPktLen", 0, 65535, &max_pkt)) return NULL;
+  NAPI_CALL(env, napi_typeof(env, argv[11], &mt));
+  if (mt != napi_undefined && !arg_int(env, argv[11], "maxPktLen", 0, 65535, &max_pkt)) return NULL;
   if ((size_t)n > offs_n || (size_t)n > lens_n) {
-    ol_range(env, "n exceeds the length of offs or lens");
+    throw_range(env, "n exceeds the length of offs or lens");
     return NULL;
   }
   if ((size_t)max_out > oo_n || (size_t)max_out > ol_n) {
-    ol_range(env, "maxOut exceeds the length of outOffs or outLens");
+    throw_range(env, "maxOut exceeds the length of outOffs or outLens");
     return NULL;
   }
   if (res_n < 1) {
-    ol_range(env, "res must have at least 1 element");
+    throw_range(env, "res must have at least 1 element");
     return NULL;
   }
-  if (!ol_region(env, "outOff + outCap", (uint64_t)out_off, (uint64_t)out_cap, slab_len))
+  if (!in_slab(env, "outOff + outCap", (uint64_t)out_off, (uint64_t)out_cap, slab_len))
     return NULL;
   for (int64_t i = 0; i < n; i++) {
     uint32_t o = offs[i], l = lens[i];
-    if (!ol_region(env, "offs[i] + lens[i]", o, l, slab_len)) return NULL;
+    if (!in_slab(env, "offs[i] + lens[i]", o, l, slab_len)) return NULL;
     if (overlaps(o, l, (uint64_t)out_off, (uint64_t)out_cap)) {
-      ol_range(env, "an input packet overlaps the output region");
+      throw_range(env, "an input packet overlaps the output region");
       return NULL;
     }
     tl_offs[i] = o;
@@ -851,11 +728,11 @@ static napi_value vnet_coalesce_js(napi_env env, napi_callback_info info) {
   /* No progress with room for output means the next packet alone is larger
      than outCap: a sizing bug in the caller, not a packet to drop. */
   if (consumed == 0 && n > 0 && max_out > 0) {
-    ol_range(env, "outCap is too small for the next packet plus its 10-byte header");
+    throw_range(env, "outCap is too small for the next packet plus its 10-byte header");
     return NULL;
   }
   res[0] = consumed;
-  return ol_u32_value(env, k);
+  return make_u32(env, k);
 }
 
 /*
@@ -864,56 +741,38 @@ static napi_value vnet_coalesce_js(napi_env env, napi_callback_info info) {
  * IFF_VNET_HDR); returns how many it completed.
  */
 static napi_value csum_complete_js(napi_env env, napi_callback_info info) {
-  OL_ARGS(4);
+  GET_ARGS(4);
   uint8_t *slab;
   size_t slab_len, offs_n, lens_n;
   uint32_t *offs, *lens;
   int64_t n;
-  if (!ol_u8(env, argv[0], "slab", &slab, &slab_len)) return NULL;
-  if (!ol_u32(env, argv[1], "offs", &offs, &offs_n)) return NULL;
-  if (!ol_u32(env, argv[2], "lens", &lens, &lens_n)) return NULL;
-  if (!ol_int(env, argv[3], "n", 0, OL_MAX_BATCH, &n)) return NULL;
+  if (!arg_u8(env, argv[0], "slab", &slab, &slab_len)) return NULL;
+  if (!arg_u32(env, argv[1], "offs", &offs, &offs_n)) return NULL;
+  if (!arg_u32(env, argv[2], "lens", &lens, &lens_n)) return NULL;
+  if (!arg_int(env, argv[3], "n", 0, MAX_BATCH, &n)) return NULL;
   if ((size_t)n > offs_n || (size_t)n > lens_n) {
-    ol_range(env, "n exceeds the length of offs or lens");
+    throw_range(env, "n exceeds the length of offs or lens");
     return NULL;
   }
   /* Checked copies: a packet written to may overlap offs/lens on the slab. */
   for (int64_t i = 0; i < n; i++) {
     uint32_t o = offs[i], l = lens[i];
-    if (!ol_region(env, "offs[i] + lens[i]", o, l, slab_len)) return NULL;
+    if (!in_slab(env, "offs[i] + lens[i]", o, l, slab_len)) return NULL;
     tl_offs[i] = o;
     tl_lens[i] = l;
   }
-  return ol_u32_value(env, csum_complete(slab, tl_offs, tl_lens, (uint32_t)n));
-}
-
-static bool ol_const(napi_env env, napi_value exports, const char *name, int32_t v) {
-  napi_value val;
-  OL_CALL_B(env, napi_create_int32(env, v, &val));
-  OL_CALL_B(env, napi_set_named_property(env, exports, name, val));
-  return true;
+  return make_u32(env, csum_complete(slab, tl_offs, tl_lens, (uint32_t)n));
 }
 
 bool offload_init(napi_env env, napi_value exports) {
-  static const struct {
-    const char *name;
-    napi_callback fn;
-  } fns[] = {
+  static const weft_fn fns[] = {
       {"tunSetOffload", tun_set_offload},
       {"vnetSplit", vnet_split_js},
       {"vnetSplitPrefixed", vnet_split_prefixed_js},
       {"vnetCoalesce", vnet_coalesce_js},
       {"csumComplete", csum_complete_js},
   };
-  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
-    napi_value fn;
-    OL_CALL_B(env, napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &fn));
-    OL_CALL_B(env, napi_set_named_property(env, exports, fns[i].name, fn));
-  }
-  static const struct {
-    const char *name;
-    int32_t v;
-  } consts[] = {
+  static const weft_const consts[] = {
       {"TUN_F_CSUM", TUN_F_CSUM},
       {"TUN_F_TSO4", TUN_F_TSO4},
       {"TUN_F_TSO6", TUN_F_TSO6},
@@ -926,8 +785,6 @@ bool offload_init(napi_env env, napi_value exports) {
       {"VNET_SPLIT_PREFIX_MAX", VNET_SPLIT_PREFIX_MAX},
       {"VNET_COALESCE_MAX_SEGS", VNET_COALESCE_MAX_SEGS},
   };
-  for (size_t i = 0; i < sizeof consts / sizeof consts[0]; i++) {
-    if (!ol_const(env, exports, consts[i].name, consts[i].v)) return false;
-  }
-  return true;
+  return export_fns(env, exports, fns, COUNT_OF(fns)) &&
+         export_consts(env, exports, consts, COUNT_OF(consts));
 }

@@ -25,37 +25,22 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "common.h"
 #include "errname.h"
 #include "steer.h"
-
-#define STEER_CALL(env, call)                                                   \
-  do {                                                                          \
-    if ((call) != napi_ok) {                                                    \
-      const napi_extended_error_info *ei = NULL;                                \
-      napi_get_last_error_info((env), &ei);                                     \
-      bool pending = false;                                                     \
-      napi_is_exception_pending((env), &pending);                               \
-      if (!pending)                                                             \
-        napi_throw_error((env), "ENAPI",                                        \
-                         ei && ei->error_message ? ei->error_message : #call);  \
-      return NULL;                                                              \
-    }                                                                           \
-  } while (0)
 
 /* udpSteerByInnerFlow(fd, payloadOffset, sockets): attaches the program to
  * fd's reuseport group (one call per group). */
 static napi_value udp_steer_by_inner_flow(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  STEER_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  GET_ARGS(3);
   if (argc != 3) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "udpSteerByInnerFlow(fd, payloadOffset, sockets)");
     return NULL;
   }
   int32_t fd, off, n;
-  STEER_CALL(env, napi_get_value_int32(env, argv[0], &fd));
-  STEER_CALL(env, napi_get_value_int32(env, argv[1], &off));
-  STEER_CALL(env, napi_get_value_int32(env, argv[2], &n));
+  NAPI_CALL(env, napi_get_value_int32(env, argv[0], &fd));
+  NAPI_CALL(env, napi_get_value_int32(env, argv[1], &off));
+  NAPI_CALL(env, napi_get_value_int32(env, argv[2], &n));
   if (fd < 0 || off < 0 || off > 1024 || n < 1 || n > 256) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "fd >= 0, payloadOffset 0..1024, sockets 1..256");
     return NULL;
@@ -102,8 +87,6 @@ static napi_value udp_steer_by_inner_flow(napi_env env, napi_callback_info info)
 }
 
 bool steer_init(napi_env env, napi_value exports) {
-  napi_value fn;
-  if (napi_create_function(env, "udpSteerByInnerFlow", NAPI_AUTO_LENGTH, udp_steer_by_inner_flow, NULL, &fn) != napi_ok)
-    return false;
-  return napi_set_named_property(env, exports, "udpSteerByInnerFlow", fn) == napi_ok;
+  static const weft_fn fns[] = {{"udpSteerByInnerFlow", udp_steer_by_inner_flow}};
+  return export_fns(env, exports, fns, COUNT_OF(fns));
 }

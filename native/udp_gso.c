@@ -5,11 +5,12 @@
  * buffer plus the segment size). The wire is unchanged: every datagram on
  * it still carries one inner packet, so flannel peers interoperate.
  *
- * Same rules as weft.c: one function per verb, NAPI_CALL around every N-API
- * call, arguments validated (and offsets/lengths copied, since they may be
- * views on the slab itself) before the first system call, no allocation per
- * call -- the mmsghdr/iovec/sockaddr/cmsg arrays are thread-local statics,
- * one set per worker thread.
+ * Same rules (and helpers, from common.h) as weft.c: one function per verb,
+ * NAPI_CALL around every N-API call, arguments validated (and
+ * offsets/lengths copied, since they may be views on the slab itself)
+ * before the first system call, no allocation per call -- the
+ * mmsghdr/iovec/sockaddr/cmsg arrays are thread-local statics, one set per
+ * worker thread.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -19,7 +20,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <math.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <poll.h>
@@ -29,7 +29,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "errname.h"
+#include "common.h"
 
 #ifndef SOL_UDP
 #define SOL_UDP 17
@@ -41,8 +41,6 @@
 #define UDP_GRO 104
 #endif
 
-/* Same as weft.c's MAX_BATCH: one limit for every batch call. */
-#define GSO_MAX_BATCH 256
 /* Our limit per message. The kernel allows 64 (UDP_MAX_SEGMENTS) before
    6.11 and 128 after; 64 works everywhere. */
 #define GSO_MAX_SEGMENTS 64
@@ -72,175 +70,16 @@ typedef union {
   struct cmsghdr align;
 } send_ctl;
 
-static _Thread_local struct mmsghdr tl_msgs[GSO_MAX_BATCH];
-static _Thread_local struct iovec tl_iov[GSO_MAX_BATCH];
-static _Thread_local struct sockaddr_in tl_sa[GSO_MAX_BATCH];
-static _Thread_local uint32_t tl_off[GSO_MAX_BATCH];
-static _Thread_local uint32_t tl_len[GSO_MAX_BATCH];
+static _Thread_local struct mmsghdr tl_msgs[MAX_BATCH];
+static _Thread_local struct iovec tl_iov[MAX_BATCH];
+static _Thread_local struct sockaddr_in tl_sa[MAX_BATCH];
+static _Thread_local uint32_t tl_off[MAX_BATCH];
+static _Thread_local uint32_t tl_len[MAX_BATCH];
 /* Per message: segment size put in the cmsg (0 = none) and datagram count. */
-static _Thread_local uint16_t tl_seg[GSO_MAX_BATCH];
-static _Thread_local uint8_t tl_nseg[GSO_MAX_BATCH];
-static _Thread_local recv_ctl tl_rctl[GSO_MAX_BATCH];
-static _Thread_local send_ctl tl_sctl[GSO_MAX_BATCH];
-
-/* ---- errors and arguments ----------------------------------------------
- * Copied from weft.c (static there). If native/common.h lands with these,
- * include it and delete this block.
- */
-
-static void throw_napi(napi_env env, const char *expr) {
-  const napi_extended_error_info *info = NULL;
-  /* Must come first: any other N-API call resets the last error. */
-  napi_get_last_error_info(env, &info);
-  bool pending = false;
-  napi_is_exception_pending(env, &pending);
-  if (pending) return;
-  char msg[256];
-  snprintf(msg, sizeof msg, "%s (%s)",
-           info != NULL && info->error_message != NULL ? info->error_message : "N-API call failed",
-           expr);
-  napi_throw_error(env, "ENAPI", msg);
-}
-
-#define NAPI_CALL(env, call)                                                   \
-  do {                                                                         \
-    if ((call) != napi_ok) {                                                   \
-      throw_napi((env), #call);                                                \
-      return NULL;                                                             \
-    }                                                                          \
-  } while (0)
-
-#define NAPI_CALL_B(env, call)                                                 \
-  do {                                                                         \
-    if ((call) != napi_ok) {                                                   \
-      throw_napi((env), #call);                                                \
-      return false;                                                            \
-    }                                                                          \
-  } while (0)
-
-#define GET_ARGS(n)                                                            \
-  size_t argc = (n);                                                           \
-  napi_value argv[(n)];                                                        \
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL))
-
-/* Error{code: "EBADF", errno, syscall}, message "EBADF: <strerror>, <syscall>". */
-static void throw_errno(napi_env env, int err, const char *syscall) {
-  char namebuf[16];
-  char descbuf[128];
-  char msg[256];
-  const char *code = weft_errno_name(err, namebuf, sizeof namebuf);
-  const char *desc = strerror_r(err, descbuf, sizeof descbuf);
-  snprintf(msg, sizeof msg, "%s: %s, %s", code, desc, syscall);
-
-  napi_value code_v, msg_v, error, errno_v, sys_v;
-  if (napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &code_v) != napi_ok ||
-      napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &msg_v) != napi_ok ||
-      napi_create_error(env, code_v, msg_v, &error) != napi_ok ||
-      napi_create_int32(env, err, &errno_v) != napi_ok ||
-      napi_set_named_property(env, error, "errno", errno_v) != napi_ok ||
-      napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sys_v) != napi_ok ||
-      napi_set_named_property(env, error, "syscall", sys_v) != napi_ok) {
-    napi_throw_error(env, code, msg);
-    return;
-  }
-  napi_throw(env, error);
-}
-
-static void throw_type(napi_env env, const char *name, const char *what) {
-  char msg[160];
-  snprintf(msg, sizeof msg, "%s must be %s", name, what);
-  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
-}
-
-static void throw_range(napi_env env, const char *msg) {
-  napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
-}
-
-static bool arg_int(napi_env env, napi_value v, const char *name, int64_t min, int64_t max,
-                    int64_t *out) {
-  napi_valuetype t;
-  NAPI_CALL_B(env, napi_typeof(env, v, &t));
-  if (t != napi_number) {
-    throw_type(env, name, "a number");
-    return false;
-  }
-  double d;
-  NAPI_CALL_B(env, napi_get_value_double(env, v, &d));
-  if (!(d >= (double)min && d <= (double)max) || d != floor(d)) {
-    char msg[160];
-    snprintf(msg, sizeof msg, "%s must be an integer in %lld..%lld (got %g)", name,
-             (long long)min, (long long)max, d);
-    throw_range(env, msg);
-    return false;
-  }
-  *out = (int64_t)d;
-  return true;
-}
-
-static bool arg_fd(napi_env env, napi_value v, const char *name, int *out) {
-  int64_t x;
-  if (!arg_int(env, v, name, 0, INT32_MAX, &x)) return false;
-  *out = (int)x;
-  return true;
-}
-
-static bool arg_bool(napi_env env, napi_value v, const char *name, bool *out) {
-  napi_valuetype t;
-  NAPI_CALL_B(env, napi_typeof(env, v, &t));
-  if (t != napi_boolean) {
-    throw_type(env, name, "a boolean");
-    return false;
-  }
-  NAPI_CALL_B(env, napi_get_value_bool(env, v, out));
-  return true;
-}
-
-static bool arg_typed(napi_env env, napi_value v, const char *name, napi_typedarray_type want,
-                      const char *want_name, void **data, size_t *length) {
-  bool is_ta = false;
-  NAPI_CALL_B(env, napi_is_typedarray(env, v, &is_ta));
-  napi_typedarray_type type = napi_int8_array;
-  if (is_ta) {
-    NAPI_CALL_B(env, napi_get_typedarray_info(env, v, &type, length, data, NULL, NULL));
-  }
-  if (!is_ta || type != want) {
-    throw_type(env, name, want_name);
-    return false;
-  }
-  /* A detached buffer reports length 0 and data NULL; length 0 is then safe. */
-  if (*data == NULL) *length = 0;
-  return true;
-}
-
-static bool arg_u8(napi_env env, napi_value v, const char *name, uint8_t **data, size_t *len) {
-  return arg_typed(env, v, name, napi_uint8_array, "a Uint8Array", (void **)data, len);
-}
-
-static bool arg_u32(napi_env env, napi_value v, const char *name, uint32_t **data, size_t *len) {
-  return arg_typed(env, v, name, napi_uint32_array, "a Uint32Array", (void **)data, len);
-}
-
-static bool arg_batch(napi_env env, napi_value v, const char *name, size_t have, uint32_t *out) {
-  int64_t n;
-  if (!arg_int(env, v, name, 0, GSO_MAX_BATCH, &n)) return false;
-  if ((size_t)n > have) {
-    char msg[160];
-    snprintf(msg, sizeof msg, "%s (%lld) exceeds the length of an array argument (%zu)", name,
-             (long long)n, have);
-    throw_range(env, msg);
-    return false;
-  }
-  *out = (uint32_t)n;
-  return true;
-}
-
-static size_t min_len(size_t a, size_t b) { return a < b ? a : b; }
-
-static napi_value make_u32(napi_env env, uint32_t v) {
-  napi_value r;
-  NAPI_CALL(env, napi_create_uint32(env, v, &r));
-  return r;
-}
+static _Thread_local uint16_t tl_seg[MAX_BATCH];
+static _Thread_local uint8_t tl_nseg[MAX_BATCH];
+static _Thread_local recv_ctl tl_rctl[MAX_BATCH];
+static _Thread_local send_ctl tl_sctl[MAX_BATCH];
 
 /* ---- udpSetGro ----------------------------------------------------------- */
 
@@ -277,12 +116,7 @@ static napi_value udp_set_gro(napi_env env, napi_callback_info info) {
 static bool prep_send(napi_env env, uint32_t i, uint32_t off, uint32_t len, uint32_t seg,
                       uint32_t addr, uint32_t port, uint8_t *slab, size_t slab_len) {
   char msg[192];
-  if ((uint64_t)off + len > slab_len) {
-    snprintf(msg, sizeof msg, "offs[%u] + lens[%u] (%u + %u) is beyond the slab (%zu bytes)", i, i,
-             off, len, slab_len);
-    throw_range(env, msg);
-    return false;
-  }
+  if (!slot_in_slab(env, i, off, len, slab_len)) return false;
   if (len > GSO_MAX_BYTES) {
     snprintf(msg, sizeof msg, "lens[%u] must be at most %u (got %u)", i, GSO_MAX_BYTES, len);
     throw_range(env, msg);
@@ -460,17 +294,7 @@ static napi_value udp_recv_gro(napi_env env, napi_callback_info info) {
   if (!arg_u32(env, argv[7], "ports", &ports, &ports_n)) return NULL;
   size_t have = min_len(min_len(min_len(offs_n, lens_n), min_len(addrs_n, ports_n)), segs_n);
   if (!arg_batch(env, argv[8], "max", have, &max)) return NULL;
-  for (uint32_t i = 0; i < max; i++) {
-    uint32_t off = offs[i];
-    if ((uint64_t)off + (uint64_t)cap > slab_len) {
-      char msg[160];
-      snprintf(msg, sizeof msg, "offs[%u] + cap (%u + %llu) is beyond the slab (%zu bytes)", i, off,
-               (unsigned long long)cap, slab_len);
-      throw_range(env, msg);
-      return NULL;
-    }
-    tl_off[i] = off;
-  }
+  if (!take_slots_cap(env, offs, max, (uint64_t)cap, slab_len, tl_off)) return NULL;
   if (max == 0) return make_u32(env, 0);
 
   for (uint32_t i = 0; i < max; i++) {
@@ -516,29 +340,18 @@ static napi_value udp_recv_gro(napi_env env, napi_callback_info info) {
 
 /* ---- init ---------------------------------------------------------------- */
 
-static bool set_const(napi_env env, napi_value exports, const char *name, int32_t v) {
-  napi_value val;
-  NAPI_CALL_B(env, napi_create_int32(env, v, &val));
-  NAPI_CALL_B(env, napi_set_named_property(env, exports, name, val));
-  return true;
-}
-
 bool udp_gso_init(napi_env env, napi_value exports) {
-  static const struct {
-    const char *name;
-    napi_callback fn;
-  } fns[] = {
+  static const weft_fn fns[] = {
       {"udpSetGro", udp_set_gro},
       {"udpSendSeg", udp_send_seg},
       {"udpRecvGro", udp_recv_gro},
   };
-  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
-    napi_value fn;
-    NAPI_CALL_B(env, napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &fn));
-    NAPI_CALL_B(env, napi_set_named_property(env, exports, fns[i].name, fn));
-  }
-  return set_const(env, exports, "GSO_MAX_SEGMENTS", GSO_MAX_SEGMENTS) &&
-         set_const(env, exports, "GSO_MAX_BYTES", GSO_MAX_BYTES) &&
-         set_const(env, exports, "GSO_RES_LEN", RES_LEN) &&
-         set_const(env, exports, "EIO", EIO);
+  static const weft_const consts[] = {
+      {"GSO_MAX_SEGMENTS", GSO_MAX_SEGMENTS},
+      {"GSO_MAX_BYTES", GSO_MAX_BYTES},
+      {"GSO_RES_LEN", RES_LEN},
+      {"EIO", EIO},
+  };
+  return export_fns(env, exports, fns, COUNT_OF(fns)) &&
+         export_consts(env, exports, consts, COUNT_OF(consts));
 }

@@ -2,7 +2,8 @@
  * weft's system-call layer: TUN and UDP in batches, nothing else.
  *
  * Shape (after udx-native): flat functions, one per verb; every N-API call
- * checked with NAPI_CALL; OS errors thrown with the errno name as `code`.
+ * checked with NAPI_CALL; OS errors thrown with the errno name as `code`
+ * (those helpers, and the argument getters, are common.h's).
  * The data-path functions (tunRead, tunWrite, udpRecv, udpSend, pollIn)
  * never allocate: the caller owns the slab and the offset/length/address
  * arrays, and the kernel-facing mmsghdr/iovec/sockaddr arrays are
@@ -24,7 +25,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_tun.h>
-#include <math.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -36,12 +36,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "errname.h"
+#include "common.h"
 #include "offload.h"
 #include "udp_gso.h"
 #include "steer.h"
 
-#define MAX_BATCH 256
 /* The kernel's MAX_TAP_QUEUES. */
 #define MAX_QUEUES 256
 #define TUN_VNET_HDR 1
@@ -53,207 +52,6 @@ static _Thread_local struct iovec tl_iov[MAX_BATCH];
 static _Thread_local struct sockaddr_in tl_sa[MAX_BATCH];
 static _Thread_local uint32_t tl_off[MAX_BATCH];
 static _Thread_local uint32_t tl_len[MAX_BATCH];
-
-/* ---- errors ------------------------------------------------------------ */
-
-/* Turns a failed napi_status into a JS exception unless one is pending. */
-static void throw_napi(napi_env env, const char *expr) {
-  const napi_extended_error_info *info = NULL;
-  /* Must come first: any other N-API call resets the last error. */
-  napi_get_last_error_info(env, &info);
-  bool pending = false;
-  napi_is_exception_pending(env, &pending);
-  if (pending) return;
-  char msg[256];
-  snprintf(msg, sizeof msg, "%s (%s)",
-           info != NULL && info->error_message != NULL ? info->error_message : "N-API call failed",
-           expr);
-  napi_throw_error(env, "ENAPI", msg);
-}
-
-#define NAPI_CALL(env, call)                                                   \
-  do {                                                                         \
-    if ((call) != napi_ok) {                                                   \
-      throw_napi((env), #call);                                                \
-      return NULL;                                                             \
-    }                                                                          \
-  } while (0)
-
-/* Same, for helpers that report success as bool. */
-#define NAPI_CALL_B(env, call)                                                 \
-  do {                                                                         \
-    if ((call) != napi_ok) {                                                   \
-      throw_napi((env), #call);                                                \
-      return false;                                                            \
-    }                                                                          \
-  } while (0)
-
-/*
- * Throws Error{code: "EPERM", errno: 1, syscall: "..."} with a Node-style
- * message "EPERM: Operation not permitted, <syscall>". Error path only.
- */
-static void throw_errno(napi_env env, int err, const char *syscall) {
-  char namebuf[16];
-  char descbuf[128];
-  char msg[256];
-  const char *code = weft_errno_name(err, namebuf, sizeof namebuf);
-  const char *desc = strerror_r(err, descbuf, sizeof descbuf);
-  snprintf(msg, sizeof msg, "%s: %s, %s", code, desc, syscall);
-
-  napi_value code_v, msg_v, error, errno_v, sys_v;
-  if (napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &code_v) != napi_ok ||
-      napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &msg_v) != napi_ok ||
-      napi_create_error(env, code_v, msg_v, &error) != napi_ok ||
-      napi_create_int32(env, err, &errno_v) != napi_ok ||
-      napi_set_named_property(env, error, "errno", errno_v) != napi_ok ||
-      napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sys_v) != napi_ok ||
-      napi_set_named_property(env, error, "syscall", sys_v) != napi_ok) {
-    napi_throw_error(env, code, msg);
-    return;
-  }
-  napi_throw(env, error);
-}
-
-static void throw_type(napi_env env, const char *name, const char *what) {
-  char msg[160];
-  snprintf(msg, sizeof msg, "%s must be %s", name, what);
-  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
-}
-
-static void throw_range(napi_env env, const char *msg) {
-  napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
-}
-
-/* ---- arguments --------------------------------------------------------- */
-
-/* An integral number in [min, max]. */
-static bool arg_int(napi_env env, napi_value v, const char *name, int64_t min, int64_t max,
-                    int64_t *out) {
-  napi_valuetype t;
-  NAPI_CALL_B(env, napi_typeof(env, v, &t));
-  if (t != napi_number) {
-    throw_type(env, name, "a number");
-    return false;
-  }
-  double d;
-  NAPI_CALL_B(env, napi_get_value_double(env, v, &d));
-  if (!(d >= (double)min && d <= (double)max) || d != floor(d)) {
-    char msg[160];
-    snprintf(msg, sizeof msg, "%s must be an integer in %lld..%lld (got %g)", name,
-             (long long)min, (long long)max, d);
-    throw_range(env, msg);
-    return false;
-  }
-  *out = (int64_t)d;
-  return true;
-}
-
-static bool arg_fd(napi_env env, napi_value v, const char *name, int *out) {
-  int64_t x;
-  if (!arg_int(env, v, name, 0, INT32_MAX, &x)) return false;
-  *out = (int)x;
-  return true;
-}
-
-static bool arg_bool(napi_env env, napi_value v, const char *name, bool *out) {
-  napi_valuetype t;
-  NAPI_CALL_B(env, napi_typeof(env, v, &t));
-  if (t != napi_boolean) {
-    throw_type(env, name, "a boolean");
-    return false;
-  }
-  NAPI_CALL_B(env, napi_get_value_bool(env, v, out));
-  return true;
-}
-
-/* A typed array of the given kind; *data already includes its byteOffset. */
-static bool arg_typed(napi_env env, napi_value v, const char *name, napi_typedarray_type want,
-                      const char *want_name, void **data, size_t *length) {
-  bool is_ta = false;
-  NAPI_CALL_B(env, napi_is_typedarray(env, v, &is_ta));
-  napi_typedarray_type type = napi_int8_array;
-  if (is_ta) {
-    NAPI_CALL_B(env, napi_get_typedarray_info(env, v, &type, length, data, NULL, NULL));
-  }
-  if (!is_ta || type != want) {
-    throw_type(env, name, want_name);
-    return false;
-  }
-  /* A detached buffer reports length 0 and data NULL; length 0 is then safe. */
-  if (*data == NULL) *length = 0;
-  return true;
-}
-
-static bool arg_u8(napi_env env, napi_value v, const char *name, uint8_t **data, size_t *len) {
-  return arg_typed(env, v, name, napi_uint8_array, "a Uint8Array", (void **)data, len);
-}
-
-static bool arg_u32(napi_env env, napi_value v, const char *name, uint32_t **data, size_t *len) {
-  return arg_typed(env, v, name, napi_uint32_array, "a Uint32Array", (void **)data, len);
-}
-
-/* A batch size n: 0..MAX_BATCH and no larger than each array it indexes. */
-static bool arg_batch(napi_env env, napi_value v, const char *name, size_t have, uint32_t *out) {
-  int64_t n;
-  if (!arg_int(env, v, name, 0, MAX_BATCH, &n)) return false;
-  if ((size_t)n > have) {
-    char msg[160];
-    snprintf(msg, sizeof msg, "%s (%lld) exceeds the length of an array argument (%zu)", name,
-             (long long)n, have);
-    throw_range(env, msg);
-    return false;
-  }
-  *out = (uint32_t)n;
-  return true;
-}
-
-static size_t min_len(size_t a, size_t b) { return a < b ? a : b; }
-
-/* Copies offs[0..n) into tl_off, checking offs[i] + cap <= slab_len. */
-static bool take_slots_cap(napi_env env, const uint32_t *offs, uint32_t n, uint64_t cap,
-                           size_t slab_len) {
-  for (uint32_t i = 0; i < n; i++) {
-    uint32_t off = offs[i];
-    if ((uint64_t)off + cap > slab_len) {
-      char msg[160];
-      snprintf(msg, sizeof msg, "offs[%u] + cap (%u + %llu) is beyond the slab (%zu bytes)", i, off,
-               (unsigned long long)cap, slab_len);
-      throw_range(env, msg);
-      return false;
-    }
-    tl_off[i] = off;
-  }
-  return true;
-}
-
-/* Copies offs/lens[0..n) into tl_off/tl_len, checking offs[i] + lens[i] <= slab_len. */
-static bool take_slots_len(napi_env env, const uint32_t *offs, const uint32_t *lens, uint32_t n,
-                           size_t slab_len) {
-  for (uint32_t i = 0; i < n; i++) {
-    uint32_t off = offs[i], len = lens[i];
-    if ((uint64_t)off + len > slab_len) {
-      char msg[160];
-      snprintf(msg, sizeof msg, "offs[%u] + lens[%u] (%u + %u) is beyond the slab (%zu bytes)", i, i,
-               off, len, slab_len);
-      throw_range(env, msg);
-      return false;
-    }
-    tl_off[i] = off;
-    tl_len[i] = len;
-  }
-  return true;
-}
-
-static napi_value make_u32(napi_env env, uint32_t v) {
-  napi_value r;
-  NAPI_CALL(env, napi_create_uint32(env, v, &r));
-  return r;
-}
-
-#define GET_ARGS(n)                                                            \
-  size_t argc = (n);                                                           \
-  napi_value argv[(n)];                                                        \
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL))
 
 /* ---- TUN --------------------------------------------------------------- */
 
@@ -356,7 +154,7 @@ static napi_value tun_read(napi_env env, napi_callback_info info) {
   if (!arg_int(env, argv[3], "cap", 1, UINT32_MAX, &cap)) return NULL;
   if (!arg_u32(env, argv[4], "lens", &lens, &lens_n)) return NULL;
   if (!arg_batch(env, argv[5], "max", min_len(offs_n, lens_n), &max)) return NULL;
-  if (!take_slots_cap(env, offs, max, (uint64_t)cap, slab_len)) return NULL;
+  if (!take_slots_cap(env, offs, max, (uint64_t)cap, slab_len, tl_off)) return NULL;
 
   uint32_t n = 0;
   while (n < max) {
@@ -388,7 +186,7 @@ static napi_value tun_write(napi_env env, napi_callback_info info) {
   if (!arg_u32(env, argv[2], "offs", &offs, &offs_n)) return NULL;
   if (!arg_u32(env, argv[3], "lens", &lens, &lens_n)) return NULL;
   if (!arg_batch(env, argv[4], "count", min_len(offs_n, lens_n), &count)) return NULL;
-  if (!take_slots_len(env, offs, lens, count, slab_len)) return NULL;
+  if (!take_slots_len(env, offs, lens, count, slab_len, tl_off, tl_len)) return NULL;
 
   uint32_t accepted = 0;
   for (uint32_t i = 0; i < count; i++) {
@@ -538,7 +336,7 @@ static napi_value udp_recv(napi_env env, napi_callback_info info) {
   if (!arg_u32(env, argv[6], "ports", &ports, &ports_n)) return NULL;
   size_t have = min_len(min_len(offs_n, lens_n), min_len(addrs_n, ports_n));
   if (!arg_batch(env, argv[7], "max", have, &max)) return NULL;
-  if (!take_slots_cap(env, offs, max, (uint64_t)cap, slab_len)) return NULL;
+  if (!take_slots_cap(env, offs, max, (uint64_t)cap, slab_len, tl_off)) return NULL;
   if (max == 0) return make_u32(env, 0);
 
   for (uint32_t i = 0; i < max; i++) {
@@ -595,7 +393,7 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
   if (!arg_u32(env, argv[5], "ports", &ports, &ports_n)) return NULL;
   size_t have = min_len(min_len(offs_n, lens_n), min_len(addrs_n, ports_n));
   if (!arg_batch(env, argv[6], "count", have, &count)) return NULL;
-  if (!take_slots_len(env, offs, lens, count, slab_len)) return NULL;
+  if (!take_slots_len(env, offs, lens, count, slab_len, tl_off, tl_len)) return NULL;
 
   for (uint32_t i = 0; i < count; i++) {
     uint32_t port = ports[i];
@@ -696,10 +494,7 @@ static napi_value close_fd(napi_env env, napi_callback_info info) {
 
 /* ---- init -------------------------------------------------------------- */
 
-static const struct {
-  const char *name;
-  napi_callback fn;
-} exported[] = {
+static const weft_fn exported[] = {
     {"tunOpen", tun_open},       {"tunName", tun_name},
     {"tunRead", tun_read},       {"tunWrite", tun_write},
     {"udpOpen", udp_open},       {"udpLocalPort", udp_local_port},
@@ -708,21 +503,9 @@ static const struct {
     {"close", close_fd},
 };
 
-static bool set_const(napi_env env, napi_value exports, const char *name, int32_t v) {
-  napi_value val;
-  NAPI_CALL_B(env, napi_create_int32(env, v, &val));
-  NAPI_CALL_B(env, napi_set_named_property(env, exports, name, val));
-  return true;
-}
-
 /* Context-aware: each worker thread's environment gets its own exports. */
 NAPI_MODULE_INIT() {
-  for (size_t i = 0; i < sizeof exported / sizeof exported[0]; i++) {
-    napi_value fn;
-    NAPI_CALL(env, napi_create_function(env, exported[i].name, NAPI_AUTO_LENGTH, exported[i].fn,
-                                        NULL, &fn));
-    NAPI_CALL(env, napi_set_named_property(env, exports, exported[i].name, fn));
-  }
+  if (!export_fns(env, exports, exported, COUNT_OF(exported))) return NULL;
   if (!set_const(env, exports, "MAX_BATCH", MAX_BATCH)) return NULL;
   if (!set_const(env, exports, "TUN_VNET_HDR", TUN_VNET_HDR)) return NULL;
   if (!offload_init(env, exports)) return NULL;
