@@ -26,7 +26,7 @@ import { DropReason } from '../wire/drop-reason.js';
 import { gso as gsoNative, GRO_RECV_CAP } from '../conn/gso.js';
 import {
   csumBinding, offloadBinding, F_NEEDS_CSUM, GSO_TCPV4, VirtioNetHdr, SPLIT_COUNT, SPLIT_STRIDE, SPLIT_TOTAL, SPLIT_RES_LEN, udpGsoChunk,
-  VIRTIO_NET_HDR_LEN, VNET_SPLIT_MAX_SEGS, VNET_SPLIT_OUT_MAX,
+  VIRTIO_NET_HDR_LEN, VNET_SPLIT_PREFIX_MAX, vnetSplitOutMax,
 } from '../offload/vnet.js';
 import { BATCH, CTL, HEADROOM, PEER, POLL_TIMEOUT_MS, SLOT_SIZE, STAT, WORKER_STRIDE, statsLayout } from './layout.js';
 
@@ -89,7 +89,7 @@ function run(init: WorkerInit): void {
   const udpBase = BATCH * SLOT_SIZE;
   const replyBase = 2 * BATCH * SLOT_SIZE;
   const splitBase = replyBase + replySlots * replySlot;
-  const splitMax = VNET_SPLIT_OUT_MAX + VNET_SPLIT_MAX_SEGS * 64;
+  const splitMax = vnetSplitOutMax(VNET_SPLIT_PREFIX_MAX);
   // The plain path needs one area too, for oversize TCP arriving whole (see splitOversize).
   const splitCap = vnet ? SPLIT_AREAS * splitMax : splitMax;
   const mergeBase = splitBase + splitCap;
@@ -133,8 +133,8 @@ function run(init: WorkerInit): void {
   const prefixAt = 0;
   const tunFd = init.tunFd;
   const udpFd = init.udpFd;
-  const off = vnet ? offloadBinding() : null;
-  const splitter = offloadBinding();
+  // The addon's split/merge functions; the plain path uses the split too (splitOversize).
+  const ol = offloadBinding();
   const vh = new VirtioNetHdr();
   const plainOut = new PacketQueue(CALL_MAX);
   // A kernel VXLAN peer on a virtual link sends inner checksums unfinished
@@ -206,7 +206,7 @@ function run(init: WorkerInit): void {
     vh.gsoSize = init.pathMtu - ihl - doff;
     vh.csumStart = ihl;
     vh.csumOffset = 16;
-    const bad = splitter.vnetSplit(slab, h, len + VIRTIO_NET_HDR_LEN, splitBase, splitCap, init.pathMtu, splitRes);
+    const bad = ol.vnetSplit(slab, h, len + VIRTIO_NET_HDR_LEN, splitBase, splitCap, init.pathMtu, splitRes);
     if (bad !== 0) {
       stats[drops + bad]++;
       return true;
@@ -237,7 +237,7 @@ function run(init: WorkerInit): void {
     }
     stats[base + STAT.TUN_TX_PKTS] += n;
     stats[base + STAT.TUN_TX_BYTES] += bytes;
-    if (off === null) {
+    if (!vnet) {
       csumComplete(slab, inbound.offs, inbound.lens, n);
       let oversize = false;
       for (let i = 0; i < n; i++) if (inbound.lens[i]! > init.pathMtu) oversize = true;
@@ -261,7 +261,7 @@ function run(init: WorkerInit): void {
     // moved to the front and merged on the next call.
     let left = n;
     while (left > 0) {
-      const outs = off.vnetCoalesce(slab, inbound.offs, inbound.lens, left, mergeBase, mergeCap,
+      const outs = ol.vnetCoalesce(slab, inbound.offs, inbound.lens, left, mergeBase, mergeCap,
         merged.offs, merged.lens, merged.capacity, merge, mergeRes, init.pathMtu);
       merged.count = outs;
       writeTun(merged);
@@ -301,10 +301,10 @@ function run(init: WorkerInit): void {
     const at2 = splitBase + splitUsed;
     let bad: number;
     if (prefixLen === 0) {
-      bad = off!.vnetSplit(slab, at, len, at2, splitCap - splitUsed, init.pathMtu, splitRes);
+      bad = ol.vnetSplit(slab, at, len, at2, splitCap - splitUsed, init.pathMtu, splitRes);
     } else {
       path.writePrefix(slab, prefixAt, peer);
-      bad = off!.vnetSplitPrefixed(slab, at, len, at2, splitCap - splitUsed, init.pathMtu, prefixAt, prefixLen,
+      bad = ol.vnetSplitPrefixed(slab, at, len, at2, splitCap - splitUsed, init.pathMtu, prefixAt, prefixLen,
         splitRes);
     }
     if (bad !== 0) {
