@@ -20,6 +20,26 @@ export type BackendPlan =
     mode: 'auto' | 'kernel' | 'userspace'; overhead: number; mtuOverride: number;
   };
 
+export type DataMode = 'udp' | 'vxlan-userspace' | 'vxlan-kernel';
+
+/**
+ * Backend.Mode resolved: "auto" means the kernel when it can create a
+ * vxlan link here. `why` is for the start-up log.
+ */
+export async function chooseVxlanMode(mode: 'auto' | 'kernel' | 'userspace',
+  canCreateVxlan: () => Promise<boolean>): Promise<{ mode: DataMode; why: string }> {
+  if (mode === 'kernel') return { mode: 'vxlan-kernel', why: 'Backend.Mode "kernel"' };
+  if (mode === 'userspace') return { mode: 'vxlan-userspace', why: 'Backend.Mode "userspace"' };
+  return await canCreateVxlan()
+    ? { mode: 'vxlan-kernel', why: 'Backend.Mode "auto": the kernel can create a vxlan link' }
+    : { mode: 'vxlan-userspace', why: 'Backend.Mode "auto": the kernel cannot create a vxlan link here' };
+}
+
+/** The start-up log line for a mode choice (quoted in docs/troubleshooting.md). */
+export function vxlanModeLine(choice: { mode: DataMode; why: string }): string {
+  return `vxlan mode ${choice.mode === 'vxlan-kernel' ? 'kernel' : 'userspace'} (${choice.why})`;
+}
+
 /** The backend net-conf asks for, or a clear error for the ones weft does not implement. */
 export function planBackend(conf: NetConf, netConfPath: string): BackendPlan {
   const b = conf.backend;

@@ -37,7 +37,9 @@ import { startControlServer } from './control-server.js';
 import { startHealthServer, type HealthServer } from './health.js';
 import { createMetrics, type MetricsStatus } from './metrics.js';
 import { MasqRules } from './masq.js';
-import { leaseAttrsFor, peerVtepMac, planBackend, stableVtepMac, type BackendPlan } from './backend.js';
+import {
+  chooseVxlanMode, vxlanModeLine, leaseAttrsFor, peerVtepMac, planBackend, stableVtepMac, type BackendPlan, type DataMode,
+} from './backend.js';
 import { canCreateVxlan, KernelVxlan } from './kernel-vxlan.js';
 import type { VxlanPeer } from '../netlink/index.js';
 import { peerCounters, snapshotStats } from './stats-view.js';
@@ -75,8 +77,8 @@ export class Daemon {
   private readonly peers = new Map<string, PeerState>();
   private offloads: WorkerOffloads = { vnet: false, gso: false, gro: false, merge: 0 };
   private plan: BackendPlan | null = null;
-  /** 'udp', 'vxlan-userspace' or 'vxlan-kernel', once decided. */
-  private mode = '';
+  /** Which data path runs, once decided. */
+  private mode: DataMode | '' = '';
   private vtepMac: Uint8Array | null = null;
   private kernel: KernelVxlan | null = null;
   private tunOffloadFlags = 0;
@@ -153,21 +155,11 @@ export class Daemon {
       throw new WeftError('EMTU', `underlay ${underlay.name} has MTU ${underlay.mtu}; the ${plan.kind} backend needs at `
         + `least ${576 + plan.overhead} so the tunnel carries 576-byte packets`);
     }
-    let mode = 'udp';
+    let mode: DataMode = 'udp';
     if (plan.kind === 'vxlan') {
-      if (plan.mode === 'kernel') {
-        mode = 'vxlan-kernel';
-        this.log('vxlan mode kernel (Backend.Mode "kernel")');
-      } else if (plan.mode === 'userspace') {
-        mode = 'vxlan-userspace';
-        this.log('vxlan mode userspace (Backend.Mode "userspace")');
-      } else if (await canCreateVxlan()) {
-        mode = 'vxlan-kernel';
-        this.log('vxlan mode kernel (Backend.Mode "auto": the kernel can create a vxlan link)');
-      } else {
-        mode = 'vxlan-userspace';
-        this.log('vxlan mode userspace (Backend.Mode "auto": the kernel cannot create a vxlan link here)');
-      }
+      const choice = await chooseVxlanMode(plan.mode, canCreateVxlan);
+      mode = choice.mode;
+      this.log(vxlanModeLine(choice));
       this.vtepMac = stableVtepMac(underlay.publicIp, plan.vni);
     }
     this.mode = mode;

@@ -5,6 +5,7 @@
  * keys src/config/net-conf.ts reads. Also: the other docs exist and only
  * name flags that exist.
  */
+import { chooseVxlanMode, vxlanModeLine } from '../../src/control/backend.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -121,14 +122,17 @@ test('docs: troubleshooting.md explains every drop counter weft status can show'
 
 const src = (...p: string[]): string => readFileSync(join(ROOT, 'src', ...p), 'utf8');
 
-test('docs: the start-up log lines quoted in troubleshooting.md are the ones the daemon writes', () => {
+test('docs: the start-up log lines quoted in troubleshooting.md are the ones the daemon writes', async () => {
   const tr = doc('troubleshooting.md');
   const daemon = src('control', 'daemon.ts');
+  // The vxlan mode lines, made by the same function the daemon logs with.
+  for (const [mode, can] of [['kernel', true], ['userspace', true], ['auto', true], ['auto', false]] as const) {
+    const line = vxlanModeLine(await chooseVxlanMode(mode, async () => can));
+    assert.ok(tr.includes(line), `troubleshooting.md quotes "${line}"`);
+  }
+  assert.ok(daemon.includes('this.log(vxlanModeLine('), 'the daemon logs the mode line');
   for (const s of [
     'offload probe (TUN): ', 'offload probe (UDP): ', 'data path: ',
-    'vxlan mode kernel (Backend.Mode "kernel")', 'vxlan mode userspace (Backend.Mode "userspace")',
-    'vxlan mode kernel (Backend.Mode "auto": the kernel can create a vxlan link)',
-    'vxlan mode userspace (Backend.Mode "auto": the kernel cannot create a vxlan link here)',
     'does not match ours', 'forwarding by the kernel', 'batched-per-packet',
   ]) {
     assert.ok(tr.includes(s), `troubleshooting.md quotes "${s}"`);
