@@ -8,7 +8,8 @@
  * none → "out of subnets". The random pick spreads concurrent acquirers
  * over different subnets; the window of 100 keeps allocation dense.
  */
-import type { Ipv4Prefix } from '../wire/ipv4-addr.js';
+import { WeftError } from '../errors.js';
+import { formatIpv4, formatIpv4Prefix, type Ipv4Prefix } from '../wire/ipv4-addr.js';
 
 /** How many free subnets flannel collects before picking. */
 export const PICK_WINDOW = 100;
@@ -97,4 +98,35 @@ export function isSubnetCompatible(
   sn: Ipv4Prefix,
 ): boolean {
   return sn.len === conf.subnetLen && sn.addr >= conf.subnetMin && sn.addr <= conf.subnetMax;
+}
+
+/**
+ * Steps 2 and 3 of flannel's acquire, shared by every store: the subnet of
+ * the old subnet.env if it fits the config and no lease overlaps it, else
+ * a random pick among the first free ones. `held` are the subnets of every
+ * other lease (any key blocks its subnet, as in flannel); `where` names
+ * them in the "out of subnets" message.
+ */
+export function chooseSubnet(
+  conf: { network: Ipv4Prefix; subnetLen: number; subnetMin: number; subnetMax: number },
+  held: readonly Ipv4Prefix[],
+  previous: Ipv4Prefix | null,
+  random: () => number,
+  where: string,
+): Ipv4Prefix {
+  if (previous !== null && isSubnetCompatible(conf, previous) && !held.some((h) => prefixesOverlap(h, previous))) {
+    return previous;
+  }
+  const taken = new Set<number>();
+  for (const h of held) markTaken(taken, h, conf.subnetLen, conf.subnetMin, conf.subnetMax);
+  const addr = pickSubnet({
+    network: conf.network, subnetLen: conf.subnetLen, subnetMin: conf.subnetMin, subnetMax: conf.subnetMax, taken, random,
+  });
+  if (addr === null) {
+    throw new WeftError('ENOSUBNET',
+      `out of subnets: no free /${conf.subnetLen} between ${formatIpv4(conf.subnetMin)} and ${formatIpv4(conf.subnetMax)} `
+      + `in ${formatIpv4Prefix(conf.network)} (${held.length} ${where}); widen Network, SubnetMin/SubnetMax or `
+      + 'SubnetLen in the net-conf, or delete the leases of nodes that are gone');
+  }
+  return { addr, len: conf.subnetLen };
 }

@@ -30,7 +30,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Etcd3, type IKeyValue, type IOptions, type IWatchResponse, type Watcher } from 'etcd3';
 import { WeftError, isWeftError } from '../errors.js';
 import { formatIpv4, formatIpv4Prefix, type Ipv4Prefix } from '../wire/ipv4-addr.js';
-import { isSubnetCompatible, markTaken, pickSubnet, prefixesOverlap } from './allocate.js';
+import { chooseSubnet, isSubnetCompatible } from './allocate.js';
 import { decodeLeaseAttrs, encodeLeaseAttrs, parseSubnetKey, subnetKey, type Lease, type LeaseAttrs } from './lease.js';
 import type { AcquireOptions, LeaseNetConf, LeaseStore, PeerEvent } from './store.js';
 
@@ -237,7 +237,6 @@ export class EtcdLeaseStore implements LeaseStore {
       for (let attempt = 0; attempt < ACQUIRE_TRIES; attempt++) {
         if (attempt > 0) await sleep(5 + Math.floor(Math.random() * 50));
         let entries = (await this.list()).entries;
-        let target: Ipv4Prefix | null = null;
 
         // 1. A lease held by our PublicIP: same node, reuse (update the value if attrs changed).
         const mine = entries.find((e) => e.canonical && e.attrs?.publicIp === ip);
@@ -251,34 +250,10 @@ export class EtcdLeaseStore implements LeaseStore {
           await this.client.if(mine.key, 'Mod', '==', mine.kv.mod_revision).then(this.client.delete().key(mine.key)).commit();
           entries = entries.filter((e) => e !== mine);
         }
-        // 2. The subnet from the old subnet.env, if nobody holds it.
-        const prev = opts.previous;
-        if (prev !== null && isSubnetCompatible(conf, prev) && !entries.some((e) => prefixesOverlap(e.subnet, prev))) {
-          target = prev;
-        }
-        // 3. A random one among the first 100 free; any key (even a value we
-        //    cannot decode) blocks its subnet, as in flannel.
-        if (target === null) {
-          const taken = new Set<number>();
-          for (const e of entries) markTaken(taken, e.subnet, conf.subnetLen, conf.subnetMin, conf.subnetMax);
-          const addr = pickSubnet({
-            network: conf.network,
-            subnetLen: conf.subnetLen,
-            subnetMin: conf.subnetMin,
-            subnetMax: conf.subnetMax,
-            taken,
-            random: this.random,
-          });
-          if (addr === null) {
-            throw new WeftError(
-              'ENOSUBNET',
-              `out of subnets: no free /${conf.subnetLen} between ${formatIpv4(conf.subnetMin)} and ${formatIpv4(conf.subnetMax)} `
-                + `in ${formatIpv4Prefix(conf.network)} (${entries.length} leases under ${this.subnetsPrefix}); widen Network, `
-                + 'SubnetMin/SubnetMax or SubnetLen in the net-conf, or delete the leases of nodes that are gone',
-            );
-          }
-          target = { addr, len: conf.subnetLen };
-        }
+        // 2./3. The old subnet.env's subnet if free, else a random pick;
+        //    any key (even a value we cannot decode) blocks its subnet.
+        const target = chooseSubnet(conf, entries.map((e) => e.subnet), opts.previous, this.random,
+          `leases under ${this.subnetsPrefix}`);
         const l = await this.create(target, text, opts.attrs);
         if (l !== null) return l;
       }

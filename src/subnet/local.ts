@@ -37,7 +37,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WeftError } from '../errors.js';
 import { formatIpv4, formatIpv4Prefix, type Ipv4Prefix } from '../wire/ipv4-addr.js';
-import { isSubnetCompatible, markTaken, pickSubnet, prefixesOverlap } from './allocate.js';
+import { chooseSubnet, isSubnetCompatible } from './allocate.js';
 import { decodeLeaseAttrs, encodeLeaseAttrs, parseSubnetKey, subnetKey, type Lease, type LeaseAttrs } from './lease.js';
 import type { AcquireOptions, LeaseNetConf, LeaseStore, PeerEvent } from './store.js';
 
@@ -137,44 +137,22 @@ export class LocalLeaseStore implements LeaseStore {
       const now = Date.now();
       const entries = await this.scan();
       let live = entries.filter((e) => !this.expired(e, now));
-      let target: Ipv4Prefix | null = null;
+      let reuse: Ipv4Prefix | null = null;
 
       // 1. A lease held by our PublicIP (a live one first): same node, reuse.
       const mine = live.find((e) => e.attrs?.publicIp === ip) ?? entries.find((e) => e.attrs?.publicIp === ip);
       if (mine !== undefined) {
         if (isSubnetCompatible(conf, mine.subnet)) {
-          target = mine.subnet;
+          reuse = mine.subnet;
         } else {
           // flannel deletes a lease of ours that the config no longer allows.
           await this.removeIfHeldBy(mine.subnet, ip);
           live = live.filter((e) => e !== mine);
         }
       }
-      // 2. The subnet from the old subnet.env, if nobody holds it.
-      const prev = opts.previous;
-      if (target === null && prev !== null && isSubnetCompatible(conf, prev) && !live.some((e) => prefixesOverlap(e.subnet, prev))) {
-        target = prev;
-      }
-      // 3. A random one among the first 100 free.
-      if (target === null) {
-        const taken = new Set<number>();
-        for (const e of live) markTaken(taken, e.subnet, conf.subnetLen, conf.subnetMin, conf.subnetMax);
-        const addr = pickSubnet({
-          network: conf.network,
-          subnetLen: conf.subnetLen,
-          subnetMin: conf.subnetMin,
-          subnetMax: conf.subnetMax,
-          taken,
-          random: this.random,
-        });
-        if (addr === null) {
-          throw new WeftError(
-            'ENOSUBNET',
-            `out of subnets: no free /${conf.subnetLen} between ${formatIpv4(conf.subnetMin)} and ${formatIpv4(conf.subnetMax)} in ${formatIpv4Prefix(conf.network)} (${live.length} live leases in ${this.dir}); widen Network, SubnetMin/SubnetMax or SubnetLen in the net-conf, or remove leases of nodes that are gone`,
-          );
-        }
-        target = { addr, len: conf.subnetLen };
-      }
+      // 2./3. The old subnet.env's subnet if free, else a random pick.
+      const target = reuse ?? chooseSubnet(conf, live.map((e) => e.subnet), opts.previous, this.random,
+        `live leases in ${this.dir}`);
       const lease = await this.tryTake(target, text, opts.attrs);
       if (lease !== null) return lease;
     }
