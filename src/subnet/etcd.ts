@@ -44,6 +44,8 @@ export const DEFAULT_ETCD_CONNECT_TIMEOUT_MS = 10_000;
 /** Deadline of one unary call (a stopped etcd must not hang us forever). */
 const CALL_TIMEOUT_MS = 5_000;
 /** Watch restart backoff: first retry, cap (the brief: ≤ 5 s). */
+/** A watch etcd has not confirmed by then is treated as refused (see startWatcher). */
+const WATCH_CREATE_TIMEOUT_MS = 3000;
 const BACKOFF_MIN_MS = 200;
 const BACKOFF_MAX_MS = 5_000;
 /** Listing + transaction rounds lost to other acquirers before giving up. */
@@ -391,7 +393,19 @@ export class EtcdLeaseStore implements LeaseStore {
     const startWatcher = (fromRevision: string): void => {
       const w = this.client.watch().prefix(this.subnetsPrefix).startRevision(fromRevision).watcher();
       watcher = w;
+      // etcd3 matches a "created and cancelled at once" answer (a watch from a
+      // compacted revision) to the first pending watcher of its stream, which
+      // need not be this one: a watch that never gets going is treated as
+      // refused, so the re-list still happens.
+      const notCreated = setTimeout(() => {
+        if (watcher !== w || stopped) return;
+        watcher = null;
+        void w.cancel().catch(() => undefined);
+        restart(`the watch from revision ${fromRevision} was not established within ${WATCH_CREATE_TIMEOUT_MS} ms`);
+      }, WATCH_CREATE_TIMEOUT_MS);
+      notCreated.unref();
       w.on('connected', () => {
+        clearTimeout(notCreated);
         if (watcher === w) backoff = 0;
       });
       w.on('data', (res: IWatchResponse) => {
@@ -401,6 +415,7 @@ export class EtcdLeaseStore implements LeaseStore {
       // etcd cancelled the watch (compaction: "required revision has been
       // compacted", or any other reason); etcd3 already dropped it.
       w.on('error', (e: Error) => {
+        clearTimeout(notCreated);
         if (watcher !== w) return;
         watcher = null;
         // etcd3 reports a compaction as "Watcher canceled: " with no reason.
@@ -409,6 +424,7 @@ export class EtcdLeaseStore implements LeaseStore {
       });
       // The stream broke (etcd down, network): stop etcd3's own resume and re-list instead.
       w.on('disconnected', (e: Error) => {
+        clearTimeout(notCreated);
         if (watcher !== w) return;
         watcher = null;
         void w.cancel().catch(() => undefined);

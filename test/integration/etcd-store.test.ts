@@ -280,7 +280,7 @@ describe('etcd lease store (real etcd)', { skip: etcdSkip(), timeout: 180_000 },
       await ev.until(() => ev.batches >= 1, 5000, 'first batch');
       assert.equal(ev.all.filter((e) => e.type === 'added').length, 3);
       await ev.until(() => ev.has('removed', '10.244.62.0/24') && ev.has('added', '10.244.64.0/24')
-        && ev.has('changed', '10.244.61.0/24', '192.168.101.61'), 8000, 're-list diff');
+        && ev.has('changed', '10.244.61.0/24', '192.168.101.61'), 20_000, 're-list diff');
       // Only the differences: 63 unchanged → reported once.
       assert.equal(ev.all.filter((e) => formatIpv4Prefix(e.lease.subnet) === '10.244.63.0/24').length, 1);
       assert.equal(ev.all.length, 6);
