@@ -76,12 +76,6 @@ export class VxlanPath {
   private readonly portMax: number;
   /** Bytes written in front of each inner packet: VXLAN header + inner Ethernet. */
   readonly prefixLen = VXLAN_ENCAP_LEN;
-  /**
-   * Outer UDP source port per packet queued by egress(), indexed like that
-   * queue's arrays (srcPorts[i] belongs to out.offs[i]). Grows once to the
-   * largest queue capacity seen.
-   */
-  srcPorts: Uint32Array = new Uint32Array(64);
 
   constructor(
     private readonly rt: RouteTableReader,
@@ -126,9 +120,8 @@ export class VxlanPath {
    * A packet read from the TUN at buf[off .. off+len), with at least 22
    * bytes of headroom before it (the worker reserves HEADROOM = 64).
    * Writes the VXLAN header and inner Ethernet header in front of it and
-   * queues (off − 22, len + 22) on `out` for its peer, with the outer
-   * source port in srcPorts[same index]; or drops it (and may queue an
-   * ICMP error on `toTun`). Returns the peer slot or -1.
+   * queues (off − 22, len + 22) on `out` for its peer; or drops it (and
+   * may queue an ICMP error on `toTun`). Returns the peer slot or -1.
    */
   egress(buf: Uint8Array, off: number, len: number, out: PacketQueue, toTun: PacketQueue): number {
     if (off < VXLAN_ENCAP_LEN) {
@@ -137,12 +130,8 @@ export class VxlanPath {
     }
     const peer = this.route(buf, off, len, false, toTun);
     if (peer < 0) return -1;
-    // Hash before writing the headers: flowHash reads only the inner packet.
-    const sport = vxlanSourcePort(flowHash(buf, off, len, this.seed), this.portMin, this.portMax);
     const at = off - VXLAN_ENCAP_LEN;
     this.writePrefix(buf, at, peer);
-    if (this.srcPorts.length < out.capacity) this.srcPorts = new Uint32Array(out.capacity);
-    this.srcPorts[out.count] = sport;
     // Without DF an oversize packet still goes as one datagram: the kernel
     // fragments the outer packet and the peer reassembles it.
     out.push(at, len + VXLAN_ENCAP_LEN, this.rt.peerAddr[peer]!, this.port, peer);
@@ -157,6 +146,16 @@ export class VxlanPath {
    */
   route(buf: Uint8Array, off: number, len: number, gso: boolean, toTun: PacketQueue): number {
     return this.router.route(this.ip, buf, off, len, gso, toTun);
+  }
+
+  /**
+   * The outer UDP source port the kernel's vxlan would pick for the inner
+   * packet at buf[off .. off+len): from the flow hash, in the configured
+   * range. Not computed per packet: the sockets send from their bound port
+   * until per-flow source ports are wired to the send path.
+   */
+  sourcePort(buf: Uint8Array, off: number, len: number): number {
+    return vxlanSourcePort(flowHash(buf, off, len, this.seed), this.portMin, this.portMax);
   }
 
   /** Writes the 22 bytes that go in front of an inner packet for `peer` at buf[at]. */
