@@ -9,10 +9,7 @@ import { IcmpHeader } from '../../src/wire/icmp.js';
 import { parseIpv4 } from '../../src/wire/ipv4-addr.js';
 import { parseMac } from '../../src/wire/ethernet.js';
 import { isWeftError } from '../../src/errors.js';
-
-function hex(s: string): Uint8Array {
-  return Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
-}
+import { hex } from '../helpers/hex.js';
 
 // Captured from two kernel vxlan devices configured as flannel does (see
 // test/wire/vxlan.test.ts for the setup): UDP payloads (VXLAN header

@@ -8,10 +8,7 @@ import {
   updateChecksum16,
 } from '../../src/wire/checksum.js';
 import { IPPROTO_UDP } from '../../src/wire/constants.js';
-
-function hex(s: string): Uint8Array {
-  return Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
-}
+import { hex } from '../helpers/hex.js';
 
 /** Seeded PRNG (mulberry32): the same 10 000 cases on every run. */
 function mulberry32(seed: number): () => number {

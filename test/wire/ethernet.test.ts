@@ -7,10 +7,7 @@ import {
 import { DropReason } from '../../src/wire/drop-reason.js';
 import { ETHERTYPE_IPV4 } from '../../src/wire/constants.js';
 import { isWeftError } from '../../src/errors.js';
-
-function hex(s: string): Uint8Array {
-  return Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
-}
+import { hex } from '../helpers/hex.js';
 
 // The inner Ethernet header of a kernel vxlan frame (flannel.1 on A →
 // B, see test/wire/vxlan.test.ts) followed by the first inner IPv4 bytes.

@@ -14,10 +14,7 @@ import {
   IPPROTO_ICMP,
 } from '../../src/wire/constants.js';
 import { parseIpv4 as addr } from '../../src/wire/ipv4-addr.js';
-
-function hex(s: string): Uint8Array {
-  return Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
-}
+import { hex } from '../helpers/hex.js';
 
 // Captured (tcpdump on a veth): echo request 10.244.1.2 → 10.244.2.2.
 const PING = hex(

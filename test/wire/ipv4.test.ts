@@ -6,10 +6,7 @@ import { DropReason } from '../../src/wire/drop-reason.js';
 import { IPPROTO_ICMP } from '../../src/wire/constants.js';
 import { parseIpv4 as addr } from '../../src/wire/ipv4-addr.js';
 import { isWeftError } from '../../src/errors.js';
-
-function hex(s: string): Uint8Array {
-  return Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
-}
+import { hex } from '../helpers/hex.js';
 
 function mulberry32(seed: number): () => number {
   let a = seed >>> 0;

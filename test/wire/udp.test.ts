@@ -5,10 +5,7 @@ import { Ipv4Header } from '../../src/wire/ipv4.js';
 import { DropReason } from '../../src/wire/drop-reason.js';
 import { FLANNEL_UDP_PORT } from '../../src/wire/constants.js';
 import { isWeftError } from '../../src/errors.js';
-
-function hex(s: string): Uint8Array {
-  return Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
-}
+import { hex } from '../helpers/hex.js';
 
 const INNER_PING =
   '4500 0034 07f6 4000 4001 19e8 0af4 0102 0af4 0202 0800 95a1 125a 0001' +

@@ -7,10 +7,7 @@ import { UdpHeader } from '../../src/wire/udp.js';
 import { DropReason } from '../../src/wire/drop-reason.js';
 import { ETHERTYPE_IPV4, VXLAN_HEADER_LEN, VXLAN_OVERHEAD, VXLAN_PORT_LINUX } from '../../src/wire/constants.js';
 import { isWeftError } from '../../src/errors.js';
-
-function hex(s: string): Uint8Array {
-  return Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
-}
+import { hex } from '../helpers/hex.js';
 
 // Captured with tcpdump -x on the veth under two kernel vxlan devices set up
 // as flannel does (flannel.1: id 1, dstport 8472, nolearning, static neigh
