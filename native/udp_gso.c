@@ -276,6 +276,53 @@ static uint32_t gro_size(struct msghdr *h) {
   return 0;
 }
 
+/* The receive both udpRecv and udpRecvGro (and ioWait) use: one recvmmsg
+   of up to max datagrams into slab + off[i] (already checked against the
+   slab), with UDP_GRO's segment size in segs[i] when gro. Returns the count,
+   0 when nothing is waiting, or -errno. */
+int udp_recv_run(int fd, uint8_t *slab, const uint32_t *off, size_t cap, uint32_t max, bool gro,
+                 uint32_t *lens, uint32_t *segs, uint32_t *addrs, uint32_t *ports) {
+  if (max == 0) return 0;
+  for (uint32_t i = 0; i < max; i++) {
+    tl_iov[i].iov_base = slab + off[i];
+    tl_iov[i].iov_len = cap;
+    struct msghdr *h = &tl_msgs[i].msg_hdr;
+    h->msg_name = &tl_sa[i];
+    h->msg_namelen = sizeof tl_sa[i];
+    h->msg_iov = &tl_iov[i];
+    h->msg_iovlen = 1;
+    h->msg_control = gro ? tl_rctl[i].buf : NULL;
+    h->msg_controllen = gro ? sizeof tl_rctl[i].buf : 0;
+    h->msg_flags = 0;
+    tl_msgs[i].msg_len = 0;
+  }
+  int r;
+  do {
+    /* MSG_TRUNC: msg_len is the real length even when it did not fit, so
+       the caller sees truncation as lens[i] > cap. A coalesced run can be up
+       to 64 KB, so a GRO socket wants cap >= 65535 or the tail of a run is
+       lost. */
+    r = recvmmsg(fd, tl_msgs, max, MSG_DONTWAIT | MSG_TRUNC, NULL);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) {
+    int e = errno;
+    return e == EAGAIN || e == EWOULDBLOCK ? 0 : -e;
+  }
+  for (int i = 0; i < r; i++) {
+    struct msghdr *h = &tl_msgs[i].msg_hdr;
+    lens[i] = tl_msgs[i].msg_len;
+    if (gro) segs[i] = gro_size(h);
+    if (h->msg_namelen >= sizeof(struct sockaddr_in) && tl_sa[i].sin_family == AF_INET) {
+      addrs[i] = ntohl(tl_sa[i].sin_addr.s_addr);
+      ports[i] = ntohs(tl_sa[i].sin_port);
+    } else {
+      addrs[i] = 0;
+      ports[i] = 0;
+    }
+  }
+  return r;
+}
+
 /* udpRecvGro(fd, slab, offs, cap, lens, segs, addrs, ports, max): number */
 static napi_value udp_recv_gro(napi_env env, napi_callback_info info) {
   GET_ARGS(9);
@@ -295,45 +342,10 @@ static napi_value udp_recv_gro(napi_env env, napi_callback_info info) {
   size_t have = min_len(min_len(min_len(offs_n, lens_n), min_len(addrs_n, ports_n)), segs_n);
   if (!arg_batch(env, argv[8], "max", have, &max)) return NULL;
   if (!take_slots_cap(env, offs, max, (uint64_t)cap, slab_len, tl_off)) return NULL;
-  if (max == 0) return make_u32(env, 0);
-
-  for (uint32_t i = 0; i < max; i++) {
-    tl_iov[i].iov_base = slab + tl_off[i];
-    tl_iov[i].iov_len = (size_t)cap;
-    struct msghdr *h = &tl_msgs[i].msg_hdr;
-    h->msg_name = &tl_sa[i];
-    h->msg_namelen = sizeof tl_sa[i];
-    h->msg_iov = &tl_iov[i];
-    h->msg_iovlen = 1;
-    h->msg_control = tl_rctl[i].buf;
-    h->msg_controllen = sizeof tl_rctl[i].buf;
-    h->msg_flags = 0;
-    tl_msgs[i].msg_len = 0;
-  }
-  int r;
-  do {
-    /* MSG_TRUNC: msg_len is the real length even when it did not fit. A
-       coalesced run can be up to 64 KB, so a GRO socket wants cap >= 65535
-       or the tail of a run is lost (and reported as lens[i] > cap). */
-    r = recvmmsg(fd, tl_msgs, max, MSG_DONTWAIT | MSG_TRUNC, NULL);
-  } while (r < 0 && errno == EINTR);
+  int r = udp_recv_run(fd, slab, tl_off, (size_t)cap, max, true, lens, segs, addrs, ports);
   if (r < 0) {
-    int e = errno;
-    if (e == EAGAIN || e == EWOULDBLOCK) return make_u32(env, 0);
-    throw_errno(env, e, "recvmmsg");
+    throw_errno(env, -r, "recvmmsg");
     return NULL;
-  }
-  for (int i = 0; i < r; i++) {
-    struct msghdr *h = &tl_msgs[i].msg_hdr;
-    lens[i] = tl_msgs[i].msg_len;
-    segs[i] = gro_size(h);
-    if (h->msg_namelen >= sizeof(struct sockaddr_in) && tl_sa[i].sin_family == AF_INET) {
-      addrs[i] = ntohl(tl_sa[i].sin_addr.s_addr);
-      ports[i] = ntohs(tl_sa[i].sin_port);
-    } else {
-      addrs[i] = 0;
-      ports[i] = 0;
-    }
   }
   return make_u32(env, (uint32_t)r);
 }

@@ -40,6 +40,7 @@
 #include "offload.h"
 #include "udp_gso.h"
 #include "steer.h"
+#include "io_wait.h"
 
 /* The kernel's MAX_TAP_QUEUES. */
 #define MAX_QUEUES 256
@@ -140,6 +141,25 @@ static napi_value tun_name(napi_env env, napi_callback_info info) {
   return r;
 }
 
+int tun_read_run(int fd, uint8_t *slab, const uint32_t *off, size_t cap, uint32_t max,
+                 uint32_t *lens) {
+  uint32_t n = 0;
+  while (n < max) {
+    ssize_t r = read(fd, slab + off[n], cap);
+    if (r < 0) {
+      int e = errno;
+      if (e == EINTR) continue;
+      if (e == EAGAIN || e == EWOULDBLOCK) break;
+      /* Return what we have; a persistent error shows again next call. */
+      if (n > 0) break;
+      return -e;
+    }
+    if (r == 0) break;
+    lens[n++] = (uint32_t)r;
+  }
+  return (int)n;
+}
+
 /* tunRead(fd, slab, offs, cap, lens, max): number */
 static napi_value tun_read(napi_env env, napi_callback_info info) {
   GET_ARGS(6);
@@ -156,22 +176,12 @@ static napi_value tun_read(napi_env env, napi_callback_info info) {
   if (!arg_batch(env, argv[5], "max", min_len(offs_n, lens_n), &max)) return NULL;
   if (!take_slots_cap(env, offs, max, (uint64_t)cap, slab_len, tl_off)) return NULL;
 
-  uint32_t n = 0;
-  while (n < max) {
-    ssize_t r = read(fd, slab + tl_off[n], (size_t)cap);
-    if (r < 0) {
-      int e = errno;
-      if (e == EINTR) continue;
-      if (e == EAGAIN || e == EWOULDBLOCK) break;
-      /* Return what we have; a persistent error shows again next call. */
-      if (n > 0) break;
-      throw_errno(env, e, "read");
-      return NULL;
-    }
-    if (r == 0) break;
-    lens[n++] = (uint32_t)r;
+  int n = tun_read_run(fd, slab, tl_off, (size_t)cap, max, lens);
+  if (n < 0) {
+    throw_errno(env, -n, "read");
+    return NULL;
   }
-  return make_u32(env, n);
+  return make_u32(env, (uint32_t)n);
 }
 
 /* tunWrite(fd, slab, offs, lens, count): number accepted */
@@ -337,43 +347,10 @@ static napi_value udp_recv(napi_env env, napi_callback_info info) {
   size_t have = min_len(min_len(offs_n, lens_n), min_len(addrs_n, ports_n));
   if (!arg_batch(env, argv[7], "max", have, &max)) return NULL;
   if (!take_slots_cap(env, offs, max, (uint64_t)cap, slab_len, tl_off)) return NULL;
-  if (max == 0) return make_u32(env, 0);
-
-  for (uint32_t i = 0; i < max; i++) {
-    tl_iov[i].iov_base = slab + tl_off[i];
-    tl_iov[i].iov_len = (size_t)cap;
-    struct msghdr *h = &tl_msgs[i].msg_hdr;
-    h->msg_name = &tl_sa[i];
-    h->msg_namelen = sizeof tl_sa[i];
-    h->msg_iov = &tl_iov[i];
-    h->msg_iovlen = 1;
-    h->msg_control = NULL;
-    h->msg_controllen = 0;
-    h->msg_flags = 0;
-    tl_msgs[i].msg_len = 0;
-  }
-  int r;
-  do {
-    /* MSG_TRUNC: msg_len is the datagram's real length even when it did
-       not fit, so the caller sees truncation as lens[i] > cap. */
-    r = recvmmsg(fd, tl_msgs, max, MSG_DONTWAIT | MSG_TRUNC, NULL);
-  } while (r < 0 && errno == EINTR);
+  int r = udp_recv_run(fd, slab, tl_off, (size_t)cap, max, false, lens, NULL, addrs, ports);
   if (r < 0) {
-    int e = errno;
-    if (e == EAGAIN || e == EWOULDBLOCK) return make_u32(env, 0);
-    throw_errno(env, e, "recvmmsg");
+    throw_errno(env, -r, "recvmmsg");
     return NULL;
-  }
-  for (int i = 0; i < r; i++) {
-    lens[i] = tl_msgs[i].msg_len;
-    if (tl_msgs[i].msg_hdr.msg_namelen >= sizeof(struct sockaddr_in) &&
-        tl_sa[i].sin_family == AF_INET) {
-      addrs[i] = ntohl(tl_sa[i].sin_addr.s_addr);
-      ports[i] = ntohs(tl_sa[i].sin_port);
-    } else {
-      addrs[i] = 0;
-      ports[i] = 0;
-    }
   }
   return make_u32(env, (uint32_t)r);
 }
@@ -511,5 +488,6 @@ NAPI_MODULE_INIT() {
   if (!offload_init(env, exports)) return NULL;
   if (!udp_gso_init(env, exports)) return NULL;
   if (!steer_init(env, exports)) return NULL;
+  if (!io_wait_init(env, exports)) return NULL;
   return exports;
 }

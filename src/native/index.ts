@@ -98,14 +98,55 @@ export interface NativeBinding {
    * bits, 0 on timeout or EINTR. Errors/hang-ups count as readable.
    */
   pollIn(fdA: number, fdB: number, timeoutMs: number): number;
+  /**
+   * Fixes a worker's fds, slab and slot arrays for ioWait in `ctx`, an
+   * ArrayBuffer of IO_CTX_BYTES (checked now, the offsets again on every
+   * wait). `ctx.bound` keeps the object, and so the arrays, alive. The
+   * buffer then holds raw pointers: nothing else may write to it.
+   */
+  ioBind(io: IoBinding, ctx: ArrayBuffer): void;
+  /**
+   * poll() on the bound TUN queue and socket, then reads what is ready in
+   * the same call: as tunRead into tunOffs/tunLens, and as udpRecv (or
+   * udpRecvGro when gro, segment sizes in udpSegs) into the udp arrays.
+   * Returns tunCount | udpCount << IO_WAIT_UDP_SHIFT; 0 on timeout, EINTR
+   * or nothing read. Read errors throw as tunRead/udpRecv do.
+   */
+  ioWait(ctx: ArrayBuffer, timeoutMs: number): number;
+  /** Bit position of the datagram count in ioWait's result. */
+  readonly IO_WAIT_UDP_SHIFT: number;
+  /** Size of an ioBind context. */
+  readonly IO_CTX_BYTES: number;
   close(fd: number): void;
+}
+
+/** ioBind's arguments: what a worker reads into, fixed for its lifetime. */
+export interface IoBinding {
+  readonly tunFd: number;
+  readonly udpFd: number;
+  readonly slab: Uint8Array;
+  readonly tunOffs: Uint32Array;
+  readonly tunLens: Uint32Array;
+  /** Bytes each TUN slot takes. */
+  readonly tunCap: number;
+  readonly udpOffs: Uint32Array;
+  readonly udpLens: Uint32Array;
+  readonly udpSegs: Uint32Array;
+  readonly udpAddrs: Uint32Array;
+  readonly udpPorts: Uint32Array;
+  /** Bytes each UDP slot takes. */
+  readonly udpCap: number;
+  /** Slots per batch, 1..MAX_BATCH; every array has at least this many. */
+  readonly max: number;
+  /** The socket has UDP_GRO on: receive with segment sizes. */
+  readonly gro: boolean;
 }
 
 const FUNCTIONS = [
   'tunOpen', 'tunName', 'tunRead', 'tunWrite', 'udpOpen', 'udpLocalPort', 'sockBufSizes',
-  'udpRecv', 'udpSend', 'pollIn', 'close',
+  'udpRecv', 'udpSend', 'pollIn', 'ioBind', 'ioWait', 'close',
 ] as const;
-const CONSTANTS = ['MAX_BATCH', 'TUN_VNET_HDR'] as const;
+const CONSTANTS = ['MAX_BATCH', 'TUN_VNET_HDR', 'IO_WAIT_UDP_SHIFT', 'IO_CTX_BYTES'] as const;
 
 /** From dist/src/native/ (compiled) the addon is three levels up. */
 export function nativePath(): string {

@@ -259,12 +259,87 @@ function scenarioPoll(): Record<string, unknown> {
   return out;
 }
 
+/**
+ * ioBind/ioWait with two loopback sockets standing in for the TUN queue and
+ * the UDP socket (tun_read_run is plain read(), which a datagram socket
+ * answers one datagram at a time).
+ */
+function scenarioIoWait(): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const tun = native.udpOpen(LO, 0, false, 0, 0);
+  const udp = native.udpOpen(LO, 0, false, 0, 0);
+  const src = native.udpOpen(LO, 0, false, 0, 0);
+  const max = 8;
+  const cap = 100;
+  const slab = new Uint8Array(2 * max * 128);
+  const tunOffs = Uint32Array.from({ length: max }, (_, i) => i * 128);
+  const udpOffs = Uint32Array.from({ length: max }, (_, i) => (max + i) * 128);
+  const a = {
+    tunFd: tun, udpFd: udp, slab, tunOffs, tunLens: new Uint32Array(max), tunCap: cap, udpOffs,
+    udpLens: new Uint32Array(max), udpSegs: new Uint32Array(max), udpAddrs: new Uint32Array(max),
+    udpPorts: new Uint32Array(max), udpCap: cap, max, gro: false,
+  };
+  const io = new ArrayBuffer(native.IO_CTX_BYTES);
+  native.ioBind(a, io);
+  const shift = native.IO_WAIT_UDP_SHIFT;
+  let t0 = performance.now();
+  out.timeout = native.ioWait(io, 120);
+  out.timeoutMs = performance.now() - t0;
+
+  const send = (fd: number, lens: number[], fill: number): number => {
+    const buf = new Uint8Array(lens.length * 256);
+    const offs = Uint32Array.from(lens, (_, i) => i * 256);
+    lens.forEach((l, i) => buf.fill(fill + i, i * 256, i * 256 + l));
+    return native.udpSend(src, buf, offs, Uint32Array.from(lens), new Uint32Array(lens.length).fill(LO),
+      new Uint32Array(lens.length).fill(native.udpLocalPort(fd)), lens.length);
+  };
+  // Three "TUN packets" and two datagrams waiting: one call reads them all.
+  send(tun, [10, 20, 30], 1);
+  send(udp, [40, 150], 7);
+  t0 = performance.now();
+  const got = native.ioWait(io, 1000);
+  out.bothMs = performance.now() - t0;
+  out.tunN = got & ((1 << shift) - 1);
+  out.udpN = got >>> shift;
+  out.tunLens = [...a.tunLens.subarray(0, 3)];
+  out.udpLens = [...a.udpLens.subarray(0, 2)];
+  out.tunBytesOk = [0, 1, 2].every((i) => slab[tunOffs[i]!] === 1 + i && slab[tunOffs[i]! + (i + 1) * 10 - 1] === 1 + i);
+  out.udpFrom = a.udpAddrs[0] === LO && a.udpPorts[0] === native.udpLocalPort(src);
+  // The 150-byte datagram was cut at cap (lens > cap shows it) and nothing
+  // was written past its slot.
+  out.guardOk = slab[udpOffs[1]! + cap] === 0;
+  // Only the socket ready: the TUN count is 0.
+  send(udp, [5], 9);
+  out.udpOnly = native.ioWait(io, 1000);
+
+  // Bind-time checks name the problem.
+  const ctx = (): ArrayBuffer => new ArrayBuffer(native.IO_CTX_BYTES);
+  out.shortArray = errInfo(() => native.ioBind({ ...a, tunLens: new Uint32Array(max - 1) }, ctx()));
+  out.beyondSlab = errInfo(() => native.ioBind({ ...a, udpOffs: new Uint32Array(max).fill(slab.length - 10) }, ctx()));
+  out.notTyped = errInfo(() => native.ioBind({ ...a, slab: [] as unknown as Uint8Array }, ctx()));
+  out.badMax = errInfo(() => native.ioBind({ ...a, max: native.MAX_BATCH + 1 }, ctx()));
+  // A context never bound, or the wrong size, is refused.
+  out.unbound = errInfo(() => native.ioWait(ctx(), 0));
+  out.badCtx = errInfo(() => native.ioBind(a, new ArrayBuffer(8)));
+  // An offset changed after binding is caught on the next wait, before any read.
+  send(tun, [3], 4);
+  tunOffs[0] = slab.length;
+  out.movedOffset = errInfo(() => native.ioWait(io, 1000));
+  tunOffs[0] = 0;
+  native.close(tun);
+  out.closedTun = errInfo(() => native.ioWait(io, 0));
+  native.close(udp);
+  native.close(src);
+  return out;
+}
+
 const scenarios: Record<string, () => Promise<Record<string, unknown>> | Record<string, unknown>> = {
   tun: scenarioTun,
   'tun-errors': scenarioTunErrors,
   'udp-reuse': scenarioUdpReuse,
   'udp-batch': scenarioUdpBatch,
   poll: scenarioPoll,
+  'io-wait': scenarioIoWait,
 };
 
 const name = process.argv[2] ?? '';

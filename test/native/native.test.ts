@@ -219,6 +219,32 @@ test('pollIn: timeout, readiness bits, closed fds; errors carry errno names', (t
   assert.equal(r.tunNameOnSocket.name, 'Error');
 });
 
+test('ioWait: waits, then reads both sides in one call; ioBind checks its arrays once', (t) => {
+  if (!needsRoot(t)) return;
+  type E = { threw: boolean; code: string; syscall: string; name: string; message: string };
+  const r = runInNetns<Record<string, number | number[] | boolean | E>>(ns, CHILD, ['io-wait']);
+  assert.equal(r.timeout, 0);
+  assert.ok((r.timeoutMs as number) >= 110 && (r.timeoutMs as number) < 600, `took ${String(r.timeoutMs)} ms`);
+  assert.deepEqual([r.tunN, r.udpN], [3, 2]);
+  assert.deepEqual(r.tunLens, [10, 20, 30]);
+  assert.deepEqual(r.udpLens, [40, 150]);
+  assert.equal(r.tunBytesOk, true);
+  assert.equal(r.udpFrom, true);
+  assert.equal(r.guardOk, true);
+  assert.equal(r.udpOnly, 1 << 16);
+  const err = (k: string): E => r[k] as E;
+  assert.deepEqual([err('shortArray').name, err('shortArray').code], ['RangeError', 'ERR_OUT_OF_RANGE']);
+  assert.match(err('shortArray').message, /tunLens has 7 entries; the batch needs 8/);
+  assert.equal(err('beyondSlab').code, 'ERR_OUT_OF_RANGE');
+  assert.match(err('beyondSlab').message, /beyond the slab/);
+  assert.deepEqual([err('notTyped').name, err('notTyped').code], ['TypeError', 'ERR_INVALID_ARG_TYPE']);
+  assert.equal(err('badMax').code, 'ERR_OUT_OF_RANGE');
+  assert.deepEqual([err('badCtx').name, err('badCtx').code], ['TypeError', 'ERR_INVALID_ARG_TYPE']);
+  assert.deepEqual([err('unbound').name, err('unbound').code], ['TypeError', 'ERR_INVALID_ARG_TYPE']);
+  assert.equal(err('movedOffset').code, 'ERR_OUT_OF_RANGE');
+  assert.deepEqual([err('closedTun').code, err('closedTun').syscall], ['EBADF', 'read']);
+});
+
 test('a missing addon gives WeftError ENATIVE with the fix, on use rather than on import', () => {
   const url = new URL('../../src/native/index.js', import.meta.url).href;
   const code = `import(${JSON.stringify(url)}).then((m) => {

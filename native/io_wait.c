@@ -1,0 +1,193 @@
+/*
+ * ioBind/ioWait: the worker's idle wait and its first reads in one N-API
+ * call. A lone packet (a ping, a TCP handshake, an RPC) used to cost three
+ * crossings between JS and C after the thread woke -- pollIn returning, then
+ * tunRead or udpRecv being entered and its arguments checked -- and right
+ * after a sleep each crossing runs with cold caches. Here the arguments are
+ * checked once at bind time; each wait is one crossing in, poll(), the
+ * reads, one crossing out.
+ *
+ * The context is an ArrayBuffer of IO_CTX_BYTES the caller allocates (the
+ * addon links no allocator); ioBind writes the struct below into it and
+ * sets the bound object as its property `bound`, which keeps every array it
+ * points into alive as long as the context is. Offsets are re-checked against the slab (and copied) on
+ * every call, as the batch verbs do, since the caller could change them
+ * between calls.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include "io_wait.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common.h"
+#include "udp_gso.h"
+
+/* ioWait's result: TUN packets in the low half, datagrams in the high half. */
+#define WAIT_UDP_SHIFT 16
+
+/* "weftIOct": marks an ArrayBuffer as one of ours. */
+#define IO_CTX_MAGIC 0x7765667449304374ULL
+
+typedef struct {
+  uint64_t magic;
+  int tun_fd, udp_fd;
+  uint8_t *slab;
+  size_t slab_len;
+  uint32_t *tun_offs, *tun_lens;
+  uint32_t *udp_offs, *udp_lens, *udp_segs, *udp_addrs, *udp_ports;
+  uint32_t tun_cap, udp_cap, max;
+  bool gro;
+} io_ctx;
+
+static _Thread_local uint32_t tl_tun_off[MAX_BATCH];
+static _Thread_local uint32_t tl_udp_off[MAX_BATCH];
+
+static bool prop(napi_env env, napi_value obj, const char *name, napi_value *out) {
+  NAPI_CALL_B(env, napi_get_named_property(env, obj, name, out));
+  return true;
+}
+
+/* A Uint32Array property of at least `need` entries. */
+static bool bind_u32(napi_env env, napi_value obj, const char *name, size_t need, uint32_t **out) {
+  napi_value v;
+  size_t n;
+  if (!prop(env, obj, name, &v) || !arg_u32(env, v, name, out, &n)) return false;
+  if (n < need) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "%s has %zu entries; the batch needs %zu", name, n, need);
+    throw_range(env, msg);
+    return false;
+  }
+  return true;
+}
+
+static bool bind_int(napi_env env, napi_value obj, const char *name, int64_t min, int64_t max,
+                     int64_t *out) {
+  napi_value v;
+  return prop(env, obj, name, &v) && arg_int(env, v, name, min, max, out);
+}
+
+/* The context ArrayBuffer in v, or NULL with a TypeError pending. */
+static io_ctx *ctx_of(napi_env env, napi_value v, bool bound) {
+  bool is_ab = false;
+  void *data = NULL;
+  size_t len = 0;
+  if (napi_is_arraybuffer(env, v, &is_ab) != napi_ok) is_ab = false;
+  if (is_ab && napi_get_arraybuffer_info(env, v, &data, &len) != napi_ok) is_ab = false;
+  io_ctx *c = data;
+  if (!is_ab || len != sizeof *c || (bound && c->magic != IO_CTX_MAGIC)) {
+    throw_type(env, "ctx", bound ? "a context bound by ioBind" : "an ArrayBuffer of IO_CTX_BYTES");
+    return NULL;
+  }
+  return c;
+}
+
+/*
+ * ioBind({tunFd, udpFd, slab, tunOffs, tunLens, tunCap, udpOffs, udpLens,
+ *         udpSegs, udpAddrs, udpPorts, udpCap, max, gro}, ctx)
+ */
+static napi_value io_bind(napi_env env, napi_callback_info info) {
+  GET_ARGS(2);
+  napi_value o = argv[0];
+  io_ctx *out = ctx_of(env, argv[1], false);
+  if (out == NULL) return NULL;
+  io_ctx c = {.magic = IO_CTX_MAGIC};
+  int64_t tun_fd, udp_fd, tun_cap, udp_cap, max;
+  napi_value v;
+  if (!bind_int(env, o, "tunFd", 0, INT32_MAX, &tun_fd) ||
+      !bind_int(env, o, "udpFd", 0, INT32_MAX, &udp_fd) ||
+      !bind_int(env, o, "tunCap", 1, UINT32_MAX, &tun_cap) ||
+      !bind_int(env, o, "udpCap", 1, UINT32_MAX, &udp_cap) ||
+      !bind_int(env, o, "max", 1, MAX_BATCH, &max) ||
+      !prop(env, o, "slab", &v) || !arg_u8(env, v, "slab", &c.slab, &c.slab_len))
+    return NULL;
+  const size_t m = (size_t)max;
+  if (!bind_u32(env, o, "tunOffs", m, &c.tun_offs) || !bind_u32(env, o, "tunLens", m, &c.tun_lens) ||
+      !bind_u32(env, o, "udpOffs", m, &c.udp_offs) || !bind_u32(env, o, "udpLens", m, &c.udp_lens) ||
+      !bind_u32(env, o, "udpSegs", m, &c.udp_segs) || !bind_u32(env, o, "udpAddrs", m, &c.udp_addrs) ||
+      !bind_u32(env, o, "udpPorts", m, &c.udp_ports) || !prop(env, o, "gro", &v) ||
+      !arg_bool(env, v, "gro", &c.gro))
+    return NULL;
+  c.tun_fd = (int)tun_fd;
+  c.udp_fd = (int)udp_fd;
+  c.tun_cap = (uint32_t)tun_cap;
+  c.udp_cap = (uint32_t)udp_cap;
+  c.max = (uint32_t)max;
+  /* The slots must fit now; they are checked again on every wait. */
+  if (!take_slots_cap(env, c.tun_offs, c.max, c.tun_cap, c.slab_len, tl_tun_off) ||
+      !take_slots_cap(env, c.udp_offs, c.max, c.udp_cap, c.slab_len, tl_udp_off))
+    return NULL;
+  NAPI_CALL(env, napi_set_named_property(env, argv[1], "bound", o));
+  memcpy(out, &c, sizeof c);
+  return NULL;
+}
+
+/*
+ * ioWait(ctx, timeoutMs): waits until the TUN queue or the socket is
+ * readable (or the timeout), then reads both batches. Returns
+ * tunCount | udpCount << 16; 0 on timeout or when the reads found nothing.
+ * A read error is thrown (errno name as code) as tunRead/udpRecv do.
+ */
+static napi_value io_wait(napi_env env, napi_callback_info info) {
+  GET_ARGS(2);
+  io_ctx *c = ctx_of(env, argv[0], true);
+  int64_t timeout;
+  if (c == NULL) return NULL;
+  if (!arg_int(env, argv[1], "timeoutMs", -1, INT32_MAX, &timeout)) return NULL;
+  struct pollfd p[2] = {
+      {.fd = c->tun_fd, .events = POLLIN, .revents = 0},
+      {.fd = c->udp_fd, .events = POLLIN, .revents = 0},
+  };
+  int r = poll(p, 2, (int)timeout);
+  if (r < 0) {
+    if (errno == EINTR) return make_u32(env, 0);
+    throw_errno(env, errno, "poll");
+    return NULL;
+  }
+  if (r == 0) return make_u32(env, 0);
+  /* Errors and hang-ups count as readable so the read reports them. */
+  const short ready = POLLIN | POLLERR | POLLHUP | POLLNVAL;
+  int tn = 0, un = 0;
+  if (p[0].revents & ready) {
+    if (!take_slots_cap(env, c->tun_offs, c->max, c->tun_cap, c->slab_len, tl_tun_off)) return NULL;
+    tn = tun_read_run(c->tun_fd, c->slab, tl_tun_off, c->tun_cap, c->max, c->tun_lens);
+    if (tn < 0) {
+      throw_errno(env, -tn, "read");
+      return NULL;
+    }
+  }
+  if (p[1].revents & ready) {
+    if (!take_slots_cap(env, c->udp_offs, c->max, c->udp_cap, c->slab_len, tl_udp_off)) return NULL;
+    un = udp_recv_run(c->udp_fd, c->slab, tl_udp_off, c->udp_cap, c->max, c->gro, c->udp_lens,
+                      c->udp_segs, c->udp_addrs, c->udp_ports);
+    if (un < 0) {
+      /* The TUN packets already read stay in their slots; a persistent
+         socket error shows again on the next wait. */
+      if (tn > 0) un = 0;
+      else {
+        throw_errno(env, -un, "recvmmsg");
+        return NULL;
+      }
+    }
+  }
+  return make_u32(env, (uint32_t)tn | (uint32_t)un << WAIT_UDP_SHIFT);
+}
+
+bool io_wait_init(napi_env env, napi_value exports) {
+  static const weft_fn fns[] = {
+      {"ioBind", io_bind},
+      {"ioWait", io_wait},
+  };
+  static const weft_const consts[] = {
+      {"IO_WAIT_UDP_SHIFT", WAIT_UDP_SHIFT},
+      {"IO_CTX_BYTES", (int32_t)sizeof(io_ctx)},
+  };
+  return export_fns(env, exports, fns, COUNT_OF(fns)) &&
+         export_consts(env, exports, consts, COUNT_OF(consts));
+}
