@@ -83,15 +83,20 @@ export class RouteTableReader {
     this.top = g.top;
     this.nodes = g.nodes;
     this.hash = g.hash;
+    this.epoch = -1; // no epoch is negative: the first refresh loads everything
     this.refresh();
   }
 
   /** Once per batch: load the epoch, ack it, switch views. No allocation. */
   refresh(): void {
     const e = Atomics.load(this.ctrl, CTRL.EPOCH);
+    // Nothing new, and our ack still stands (it is re-stored should the
+    // slot have been released behind this reader's back): two loads. A
+    // store every batch would be a full barrier and would take the cache
+    // line the other readers ack in away from them, on every packet of a
+    // quiet link.
+    if (e === this.epoch && Atomics.load(this.ctrl, this.ackIndex) === e) return;
     // Ack before reading anything of generation e & 1 (see writer.ts).
-    // Stored every time, not only on change: cheap, and it keeps the ack
-    // honest even if the slot was released behind this reader's back.
     Atomics.store(this.ctrl, this.ackIndex, e);
     const g = this.gens[e & 1];
     this.epoch = e;
