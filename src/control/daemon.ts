@@ -28,7 +28,7 @@ import { native, requireNative } from '../native/index.js';
 import { formatMac } from '../wire/ethernet.js';
 import { createControlBlock, createStats, MAX_WORKERS, type StatsLayout } from '../dataplane/layout.js';
 import { Supervisor } from '../dataplane/supervisor.js';
-import type { WorkerBackend, WorkerOffloads } from '../dataplane/worker.js';
+import type { WorkerBackend, WorkerOffloads } from '../dataplane/lane.js';
 import { probeTunOffload } from '../offload/probe.js';
 import { MERGE_TCP, MERGE_UDP, tunSetOffload } from '../offload/vnet.js';
 import { probeUdpOffload, udpSetGro } from '../conn/gso.js';
@@ -50,6 +50,8 @@ export const VERSION = '0.1.0';
 const SOCKET_BUFFER = 8 * 1024 * 1024;
 const TUN_TXQUEUELEN = 10_000;
 const MAX_PEERS = 16_384;
+/** How long start-up waits for the workers to finish their JIT warm-up and start forwarding. */
+const WORKERS_RUNNING_TIMEOUT_MS = 10_000;
 
 export type Logger = (msg: string) => void;
 
@@ -279,6 +281,11 @@ export class Daemon {
       log: this.log,
     });
     this.supervisor.start();
+    // Each worker warms its JIT before its loop (dataplane/warmup.ts); ready
+    // means packets are being forwarded, not queued behind a warm-up.
+    if (!(await this.supervisor.running(WORKERS_RUNNING_TIMEOUT_MS))) {
+      this.log(`warning: not every worker was forwarding within ${WORKERS_RUNNING_TIMEOUT_MS} ms of its start`);
+    }
   }
 
   /**

@@ -46,7 +46,7 @@ export const STAT = {
   ICMP_SENT: 8,
   TUN_READ_BATCHES: 9,
   UDP_RECV_BATCHES: 10,
-  /** Date.now() of the worker's last loop; 0 before its first. */
+  /** Turns of the worker's loop so far (one per wait); the supervisor samples it. */
   HEARTBEAT: 11,
   RESTARTS: 12,
   DROPS: 16,

@@ -5,7 +5,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { CTL, STAT, WORKER_STRIDE } from './layout.js';
-import type { WorkerBackend, WorkerInit, WorkerOffloads } from './worker.js';
+import type { WorkerBackend, WorkerInit, WorkerOffloads } from './lane.js';
 
 export interface SupervisorOptions {
   readonly tunFds: readonly number[];
@@ -28,7 +28,15 @@ interface Slot {
   backoffMs: number;
   startedAt: number;
   timer: NodeJS.Timeout | null;
+  /** The worker's turn counter when last sampled, and when it last moved. */
+  turns: number;
+  movedAt: number;
+  /** The worker has been in its forwarding loop (past its JIT warm-up) at least once. */
+  running: boolean;
 }
+
+/** How often the turn counters are sampled for heartbeatAgeMs. */
+const HEARTBEAT_SAMPLE_MS = 250;
 
 const WORKER_URL = new URL('./worker.js', import.meta.url);
 const MAX_BACKOFF_MS = 5000;
@@ -37,6 +45,8 @@ export class Supervisor {
   private readonly slots: Slot[] = [];
   private stopping = false;
   private readonly stats: Float64Array;
+  private sampler: NodeJS.Timeout | null = null;
+  private onAllRunning: (() => void) | null = null;
 
   constructor(private readonly opts: SupervisorOptions) {
     this.stats = new Float64Array(opts.stats);
@@ -48,9 +58,39 @@ export class Supervisor {
 
   start(): void {
     for (let i = 0; i < this.size; i++) {
-      this.slots.push({ worker: null, restarts: 0, backoffMs: 100, startedAt: 0, timer: null });
+      this.slots.push({
+        worker: null, restarts: 0, backoffMs: 100, startedAt: 0, timer: null, turns: 0, movedAt: 0, running: false,
+      });
       this.spawn(i);
     }
+    // Workers count their loop turns (a clock read per turn would cost a
+    // packet's latency); the counters are sampled here instead.
+    this.sampler = setInterval(() => this.sampleTurns(), HEARTBEAT_SAMPLE_MS);
+    this.sampler.unref();
+  }
+
+  /**
+   * Resolves once every worker has entered its forwarding loop, so the
+   * daemon does not report ready while packets would wait for a warm-up;
+   * false if that took longer than timeoutMs.
+   */
+  running(timeoutMs: number): Promise<boolean> {
+    if (this.slots.every((s) => s.running)) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const t = setTimeout(() => { this.onAllRunning = null; resolve(false); }, timeoutMs);
+      this.onAllRunning = () => { clearTimeout(t); resolve(true); };
+    });
+  }
+
+  private sampleTurns(): void {
+    const now = Date.now();
+    this.slots.forEach((s, i) => {
+      const turns = this.stats[i * WORKER_STRIDE + STAT.HEARTBEAT]!;
+      if (turns !== s.turns) {
+        s.turns = turns;
+        s.movedAt = now;
+      }
+    });
   }
 
   private spawn(i: number): void {
@@ -71,6 +111,15 @@ export class Supervisor {
     const slot = this.slots[i]!;
     const w = new Worker(WORKER_URL, { workerData: init, name: `weft-worker-${i}` });
     slot.worker = w;
+    w.on('message', (m: unknown) => {
+      if ((m as { type?: unknown } | null)?.type !== 'running') return;
+      slot.running = true;
+      if (this.onAllRunning && this.slots.every((s) => s.running)) {
+        const f = this.onAllRunning;
+        this.onAllRunning = null;
+        f();
+      }
+    });
     slot.startedAt = Date.now();
     slot.timer = null;
     let reason = '';
@@ -98,17 +147,18 @@ export class Supervisor {
     return true;
   }
 
+  /** heartbeatAgeMs: time since the worker's loop last turned (sampled every 250 ms); null before its first turn. */
   health(): { index: number; alive: boolean; restarts: number; heartbeatAgeMs: number | null }[] {
+    this.sampleTurns();
     const now = Date.now();
-    return this.slots.map((s, i) => {
-      const hb = this.stats[i * WORKER_STRIDE + STAT.HEARTBEAT]!;
-      return { index: i, alive: s.worker !== null, restarts: s.restarts, heartbeatAgeMs: hb > 0 ? now - hb : null };
-    });
+    return this.slots.map((s, i) => (
+      { index: i, alive: s.worker !== null, restarts: s.restarts, heartbeatAgeMs: s.turns > 0 ? now - s.movedAt : null }));
   }
 
   /** Stops every worker; they leave their loops within one poll timeout. */
   async stop(): Promise<void> {
     this.stopping = true;
+    if (this.sampler) clearInterval(this.sampler);
     Atomics.store(this.opts.control, CTL.STOP, 1);
     const waits: Promise<unknown>[] = [];
     for (const s of this.slots) {

@@ -14,384 +14,49 @@
  *   runs and are merged back into super-packets before the TUN write.
  * The wire is the same in both: one inner IP packet per UDP datagram.
  */
-import { workerData } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { native } from '../native/index.js';
 import { RouteTableReader } from '../route-table/index.js';
-import { FlannelUdpPath } from '../encap/flannel-udp.js';
-import { VxlanPath } from '../encap/vxlan.js';
-import type { EncapPath } from '../encap/path.js';
-import { PacketQueue, ReplyArea } from '../encap/queue.js';
-import { ICMP_ERROR_MAX_LEN, IPPROTO_TCP } from '../wire/constants.js';
-import { DropReason } from '../wire/drop-reason.js';
-import { gso as gsoNative, GRO_RECV_CAP } from '../conn/gso.js';
-import {
-  csumBinding, offloadBinding, F_NEEDS_CSUM, GSO_TCPV4, VirtioNetHdr, SPLIT_COUNT, SPLIT_STRIDE, SPLIT_TOTAL, SPLIT_RES_LEN, udpGsoChunk,
-  VIRTIO_NET_HDR_LEN, VNET_SPLIT_PREFIX_MAX, vnetSplitOutMax,
-} from '../offload/vnet.js';
-import { BATCH, CTL, HEADROOM, PEER, POLL_TIMEOUT_MS, SLOT_SIZE, STAT, WORKER_STRIDE, statsLayout } from './layout.js';
+import { FLANNEL_UDP_PORT } from '../wire/constants.js';
+import { allocSlots, makeLane, type WorkerInit } from './lane.js';
+import { WARM_SETTLE_MS, WARM_SETTLE_ROUNDS, warmRoutes, warmUp, type WarmTarget } from './warmup.js';
+import { BATCH, POLL_TIMEOUT_MS } from './layout.js';
 
-/** Which offloads this worker uses; all false is the plain path. */
-export interface WorkerOffloads {
-  /** The TUN was opened with IFF_VNET_HDR and TUNSETOFFLOAD accepted (super-packets in and out). */
-  readonly vnet: boolean;
-  /** Send split runs with UDP_SEGMENT. */
-  readonly gso: boolean;
-  /** The socket has UDP_GRO on: receives may hold runs of datagrams. */
-  readonly gro: boolean;
-  /** vnetCoalesce merge flags (MERGE_TCP | MERGE_UDP) for TUN writes; 0 = no merging. */
-  readonly merge: number;
-}
-
-/** The backend whose wire format the worker speaks. */
-export type WorkerBackend =
-  | { readonly kind: 'udp' }
-  | { readonly kind: 'vxlan'; readonly vni: number; readonly mac: readonly number[]; readonly port: number;
-    readonly gbp: boolean; readonly hashSeed: number };
-
-export interface WorkerInit {
-  readonly index: number;
-  readonly tunFd: number;
-  readonly udpFd: number;
-  readonly control: SharedArrayBuffer;
-  readonly routes: SharedArrayBuffer;
-  readonly stats: SharedArrayBuffer;
-  readonly maxPeers: number;
-  readonly workers: number;
-  readonly pathMtu: number;
-  readonly offloads: WorkerOffloads;
-  readonly backend: WorkerBackend;
-}
-
-/** Datagrams per GRO'd receive at most (the kernel's UDP GRO limit). */
-const MAX_RUN = 64;
-/** Entries one native batch call takes (the addon's MAX_BATCH). */
-const CALL_MAX = 256;
-/** Room for this many split super-packets before the egress area is flushed. */
-const SPLIT_AREAS = 8;
-
-function run(init: WorkerInit): void {
-  const ctl = new Int32Array(init.control);
-  const stats = new Float64Array(init.stats);
-  const w = init.index;
-  const base = w * WORKER_STRIDE;
-  const drops = base + STAT.DROPS;
-  const peerBase = statsLayout(init.workers, init.maxPeers).peerBase(w);
-  const rt = new RouteTableReader(init.routes, w);
-  const { vnet, gso, gro, merge } = init.offloads;
-  const hdr = vnet ? VIRTIO_NET_HDR_LEN : 0;
-
-  // One slab, allocated once: TUN read slots, UDP receive slots, ICMP reply
-  // slots, the area split segments are written to (egress) and the area
-  // merged super-packets are written to (ingress, offload only).
-  const replySlot = ICMP_ERROR_MAX_LEN + 16;
-  const replySlots = 2 * BATCH;
-  const tunBase = 64;
-  const udpBase = BATCH * SLOT_SIZE;
-  const replyBase = 2 * BATCH * SLOT_SIZE;
-  const splitBase = replyBase + replySlots * replySlot;
-  const splitMax = vnetSplitOutMax(VNET_SPLIT_PREFIX_MAX);
-  // The plain path needs one area too, for oversize TCP arriving whole (see splitOversize).
-  const splitCap = vnet ? SPLIT_AREAS * splitMax : splitMax;
-  const mergeBase = splitBase + splitCap;
-  const mergeCap = vnet ? BATCH * SLOT_SIZE : 0;
-  const slab = new Uint8Array(mergeBase + mergeCap);
-  const tunOffs = new Uint32Array(BATCH);
-  const udpOffs = new Uint32Array(BATCH);
-  for (let i = 0; i < BATCH; i++) {
-    tunOffs[i] = tunBase + i * SLOT_SIZE + HEADROOM;
-    udpOffs[i] = udpBase + i * SLOT_SIZE + HEADROOM;
-  }
-  const cap = SLOT_SIZE - HEADROOM;
-  if (gro && cap < GRO_RECV_CAP) throw new Error(`worker ${w}: UDP slots too small for GRO`);
-  const tunLens = new Uint32Array(BATCH);
-  const udpLens = new Uint32Array(BATCH);
-  const udpSegs = new Uint32Array(BATCH);
-  const udpAddrs = new Uint32Array(BATCH);
-  const udpPorts = new Uint32Array(BATCH);
-  const splitRes = new Uint32Array(SPLIT_RES_LEN);
-  const sendRes = new Int32Array(4);
-  const mergeRes = new Uint32Array(2);
-
-  const replies = new ReplyArea(replyBase, replySlot, replySlots);
-  // toPeer: forwarded packets or split runs, plus time-exceeded replies.
-  const toPeer = new PacketQueue(4 * BATCH);
-  // icmpToTun: our own ICMP errors, ready to write (with a zeroed vnet header when vnet).
-  const icmpToTun = new PacketQueue(2 * BATCH);
-  // inbound: accepted inner packets, plain IP, to be written (merged when vnet).
-  const inbound = new PacketQueue(CALL_MAX);
-  const merged = new PacketQueue(CALL_MAX);
-  const counters = { stats, dropBase: drops, icmpSlot: base + STAT.ICMP_SENT };
+async function run(init: WorkerInit): Promise<void> {
+  const slots = allocSlots(init);
   const be = init.backend;
-  const path: EncapPath = be.kind === 'udp'
-    ? new FlannelUdpPath(rt, counters, init.pathMtu, replies, hdr)
-    : new VxlanPath(rt, counters, init.pathMtu, replies, {
-      vni: be.vni, localMac: Uint8Array.from(be.mac), port: be.port, gbp: be.gbp, hashSeed: be.hashSeed, tunHdrLen: hdr,
-    });
-  const prefixLen = path.prefixLen;
-  // The per-peer prefix (VXLAN) is written here once per super-packet and
-  // copied in front of every segment by the split.
-  const prefixAt = 0;
-  const tunFd = init.tunFd;
-  const udpFd = init.udpFd;
-  // The addon's split/merge functions; the plain path uses the split too (splitOversize).
-  const ol = offloadBinding();
-  const vh = new VirtioNetHdr();
-  const plainOut = new PacketQueue(CALL_MAX);
-  // A kernel VXLAN peer on a virtual link sends inner checksums unfinished
-  // (CHECKSUM_PARTIAL); they are completed before the TUN write.
-  const { csumComplete } = csumBinding();
-  let splitUsed = 0;
+  const port = be.kind === 'udp' ? FLANNEL_UDP_PORT : be.port;
+  const lane = makeLane(init, slots);
 
-  const flushToPeer = (): void => {
-    const n = toPeer.count;
-    if (n === 0) return;
-    let sent: number;
-    let datagrams = 0;
-    if (gso) {
-      sent = gsoNative.udpSendSeg(udpFd, slab, toPeer.offs, toPeer.lens, toPeer.segs, toPeer.addrs, toPeer.ports,
-        n, sendRes);
-    } else {
-      sent = native.udpSend(udpFd, slab, toPeer.offs, toPeer.lens, toPeer.addrs, toPeer.ports, n);
-    }
-    let bytes = 0;
-    for (let i = 0; i < n; i++) {
-      const len = toPeer.lens[i]!;
-      const seg = toPeer.segs[i]!;
-      const count = seg > 0 ? Math.ceil(len / seg) : 1;
-      datagrams += count;
-      bytes += len;
-      const p = toPeer.peers[i]!;
-      if (p >= 0) {
-        const pb = peerBase + p * PEER.STRIDE;
-        stats[pb + PEER.TX_PKTS] += count;
-        stats[pb + PEER.TX_BYTES] += len;
-      }
-    }
-    const sentDatagrams = gso ? sendRes[0]! : sent;
-    stats[base + STAT.UDP_TX_PKTS] += sentDatagrams;
-    // Which ones failed is not reported by sendmmsg; bytes are those offered.
-    stats[base + STAT.UDP_TX_BYTES] += bytes;
-    if (sentDatagrams < datagrams) stats[drops + DropReason.UDP_SEND_FAILED] += datagrams - sentDatagrams;
-    toPeer.count = 0;
-    splitUsed = 0;
+  // JIT warm-up (see warmup.ts): the lane runs dry over a synthetic peer,
+  // with scratch counters and control block, before it is pointed at the
+  // real ones.
+  const warm = await warmRoutes(init.maxPeers, port);
+  lane.use(warm.reader, new Float64Array(new SharedArrayBuffer(init.stats.byteLength)),
+    new Int32Array(new SharedArrayBuffer(init.control.byteLength)), true);
+  const target: WarmTarget = {
+    ...slots, vnet: init.offloads.vnet, gro: init.offloads.gro, pathMtu: init.pathMtu, port,
+    vni: be.kind === 'vxlan' ? be.vni : -1, localMac: be.kind === 'vxlan' ? be.mac : [], step: lane.step,
   };
+  warmUp(target);
+  await new Promise((resolve) => setTimeout(resolve, WARM_SETTLE_MS));
+  warmUp(target, WARM_SETTLE_ROUNDS);
+  warm.reader.release();
 
-  const writeTun = (q: PacketQueue): void => {
-    const n = q.count;
-    if (n === 0) return;
-    const written = native.tunWrite(tunFd, slab, q.offs, q.lens, n);
-    if (written < n) stats[drops + DropReason.TUN_WRITE_FAILED] += n - written;
-    q.count = 0;
-  };
-
-  /**
-   * A TCP packet longer than the path MTU on the plain path: a kernel
-   * VXLAN peer's TSO super-packet that crossed a virtual link whole (the
-   * pod's MTU would drop it). Segments it through the addon, using the 10
-   * bytes before the packet (the stripped outer headers) for the virtio
-   * header the split reads; segments are queued on plainOut in order.
-   * Returns false for anything else (written as it is).
-   */
-  const splitOversize = (at: number, len: number): boolean => {
-    if (slab[at + 9] !== IPPROTO_TCP || at < VIRTIO_NET_HDR_LEN) return false;
-    const ihl = (slab[at]! & 0x0f) << 2;
-    const doff = (slab[at + ihl + 12]! >> 4) << 2;
-    const h = at - VIRTIO_NET_HDR_LEN;
-    // The split area is reused per packet: what is queued before goes out first.
-    writeTun(plainOut);
-    vh.reset(slab, h).zero();
-    vh.flags = F_NEEDS_CSUM;
-    vh.gsoType = GSO_TCPV4;
-    vh.hdrLen = ihl + doff;
-    vh.gsoSize = init.pathMtu - ihl - doff;
-    vh.csumStart = ihl;
-    vh.csumOffset = 16;
-    const bad = ol.vnetSplit(slab, h, len + VIRTIO_NET_HDR_LEN, splitBase, splitCap, init.pathMtu, splitRes);
-    if (bad !== 0) {
-      stats[drops + bad]++;
-      return true;
-    }
-    const stride = splitRes[SPLIT_STRIDE]!;
-    const total = splitRes[SPLIT_TOTAL]!;
-    for (let o = 0; o < total; o += stride) {
-      if (plainOut.full) writeTun(plainOut);
-      plainOut.push(splitBase + o, Math.min(stride, total - o), 0, 0, -1);
-    }
-    return true;
-  };
-
-  /** Writes the accepted inbound packets, merged into super-packets when the TUN takes them. */
-  const flushInbound = (): void => {
-    const n = inbound.count;
-    if (n === 0) return;
-    let bytes = 0;
-    for (let i = 0; i < n; i++) {
-      const len = inbound.lens[i]!;
-      bytes += len;
-      const p = inbound.peers[i]!;
-      if (p >= 0) {
-        const pb = peerBase + p * PEER.STRIDE;
-        stats[pb + PEER.RX_PKTS]++;
-        stats[pb + PEER.RX_BYTES] += len;
-      }
-    }
-    stats[base + STAT.TUN_TX_PKTS] += n;
-    stats[base + STAT.TUN_TX_BYTES] += bytes;
-    if (!vnet) {
-      csumComplete(slab, inbound.offs, inbound.lens, n);
-      let oversize = false;
-      for (let i = 0; i < n; i++) if (inbound.lens[i]! > init.pathMtu) oversize = true;
-      if (!oversize) {
-        writeTun(inbound);
-        return;
-      }
-      // Rare: keep the order, replacing each oversize packet by its segments.
-      for (let i = 0; i < n; i++) {
-        const at = inbound.offs[i]!;
-        const len = inbound.lens[i]!;
-        if (len > init.pathMtu && splitOversize(at, len)) continue;
-        if (plainOut.full) writeTun(plainOut);
-        plainOut.push(at, len, 0, 0, -1);
-      }
-      writeTun(plainOut);
-      inbound.count = 0;
-      return;
-    }
-    // vnetCoalesce consumes a prefix of the inputs per call; the rest is
-    // moved to the front and merged on the next call.
-    let left = n;
-    while (left > 0) {
-      const outs = ol.vnetCoalesce(slab, inbound.offs, inbound.lens, left, mergeBase, mergeCap,
-        merged.offs, merged.lens, merged.capacity, merge, mergeRes, init.pathMtu);
-      merged.count = outs;
-      writeTun(merged);
-      const used = mergeRes[0]!;
-      if (used === 0) break;
-      left -= used;
-      if (left > 0) {
-        inbound.offs.copyWithin(0, used, used + left);
-        inbound.lens.copyWithin(0, used, used + left);
-      }
-    }
-    inbound.count = 0;
-  };
-
-  /** Egress of one read from an offloading TUN: route the (super-)packet once, split, queue the run. */
-  const egressVnet = (at: number, len: number): void => {
-    if (len <= VIRTIO_NET_HDR_LEN) {
-      stats[drops + DropReason.TRUNCATED]++;
-      return;
-    }
-    const flags = slab[at]!;
-    const gsoType = slab[at + 1]!;
-    const ipOff = at + VIRTIO_NET_HDR_LEN;
-    const ipLen = len - VIRTIO_NET_HDR_LEN;
-    const peer = path.route(slab, ipOff, ipLen, gsoType !== 0, icmpToTun);
-    if (peer < 0) return;
-    const addr = rt.peerAddr[peer]!;
-    const port = path.dstPort(peer);
-    if (gsoType === 0 && (flags & F_NEEDS_CSUM) === 0) {
-      if (toPeer.full) flushToPeer();
-      // The prefix goes into the headroom in front of the (vnet header and) packet.
-      path.writePrefix(slab, ipOff - prefixLen, peer);
-      toPeer.push(ipOff - prefixLen, ipLen + prefixLen, addr, port, peer);
-      return;
-    }
-    if (splitCap - splitUsed < splitMax || toPeer.count + 4 > toPeer.capacity) flushToPeer();
-    const at2 = splitBase + splitUsed;
-    let bad: number;
-    if (prefixLen === 0) {
-      bad = ol.vnetSplit(slab, at, len, at2, splitCap - splitUsed, init.pathMtu, splitRes);
-    } else {
-      path.writePrefix(slab, prefixAt, peer);
-      bad = ol.vnetSplitPrefixed(slab, at, len, at2, splitCap - splitUsed, init.pathMtu, prefixAt, prefixLen,
-        splitRes);
-    }
-    if (bad !== 0) {
-      stats[drops + bad]++;
-      return;
-    }
-    const count = splitRes[SPLIT_COUNT]!;
-    const stride = splitRes[SPLIT_STRIDE]!;
-    const total = splitRes[SPLIT_TOTAL]!;
-    splitUsed += total;
-    if (count === 1) {
-      toPeer.push(at2, total, addr, port, peer);
-    } else if (gso) {
-      // One UDP_SEGMENT message carries at most udpGsoChunk(stride) segments.
-      const chunk = udpGsoChunk(stride) * stride;
-      for (let o = 0; o < total; o += chunk) {
-        toPeer.pushRun(at2 + o, Math.min(chunk, total - o), addr, port, peer, stride);
-      }
-    } else {
-      for (let o = 0; o < total; o += stride) {
-        if (toPeer.full) {
-          stats[drops + DropReason.UDP_SEND_FAILED]++;
-          continue;
-        }
-        toPeer.push(at2 + o, Math.min(stride, total - o), addr, port, peer);
-      }
-    }
-  };
-
-  while (Atomics.load(ctl, CTL.STOP) === 0) {
-    rt.refresh();
-    stats[base + STAT.HEARTBEAT] = Date.now();
-    if (Atomics.load(ctl, CTL.CRASH + w) !== 0) {
-      Atomics.store(ctl, CTL.CRASH + w, 0);
-      throw new Error(`worker ${w}: crashed on request (test hook)`);
-    }
-    const ready = native.pollIn(tunFd, udpFd, POLL_TIMEOUT_MS);
-    if (ready === 0) continue;
-    replies.reset();
-
-    if (ready & 1) {
-      const n = native.tunRead(tunFd, slab, tunOffs, cap, tunLens, BATCH);
-      if (n > 0) {
-        stats[base + STAT.TUN_READ_BATCHES]++;
-        stats[base + STAT.TUN_RX_PKTS] += n;
-        for (let i = 0; i < n; i++) {
-          const len = tunLens[i]!;
-          stats[base + STAT.TUN_RX_BYTES] += len - hdr;
-          if (vnet) egressVnet(tunOffs[i]!, len);
-          else path.egress(slab, tunOffs[i]!, len, toPeer, icmpToTun);
-        }
-        flushToPeer();
-        writeTun(icmpToTun);
-      }
-    }
-    if (ready & 2) {
-      const n = gro
-        ? gsoNative.udpRecvGro(udpFd, slab, udpOffs, cap, udpLens, udpSegs, udpAddrs, udpPorts, BATCH)
-        : native.udpRecv(udpFd, slab, udpOffs, cap, udpLens, udpAddrs, udpPorts, BATCH);
-      if (n > 0) {
-        stats[base + STAT.UDP_RECV_BATCHES]++;
-        for (let i = 0; i < n; i++) {
-          const at = udpOffs[i]!;
-          const len = udpLens[i]!;
-          const src = udpAddrs[i]!;
-          const sport = udpPorts[i]!;
-          stats[base + STAT.UDP_RX_BYTES] += len;
-          const seg = gro ? udpSegs[i]! : 0;
-          // Keep a whole run's room so one TUN write call takes the lot.
-          if (inbound.count + MAX_RUN > inbound.capacity) flushInbound();
-          if (seg === 0 || len > cap) {
-            stats[base + STAT.UDP_RX_PKTS]++;
-            path.ingress(slab, at, len, cap, src, sport, inbound, toPeer);
-            continue;
-          }
-          // A GRO run: datagrams of `seg` bytes back to back, the last shorter.
-          for (let o = 0; o < len; o += seg) {
-            stats[base + STAT.UDP_RX_PKTS]++;
-            path.ingress(slab, at + o, Math.min(seg, len - o), cap, src, sport, inbound, toPeer);
-          }
-        }
-        flushInbound();
-        flushToPeer();
-      }
-    }
-  }
+  const rt = new RouteTableReader(init.routes, init.index);
+  lane.use(rt, new Float64Array(init.stats), new Int32Array(init.control), false);
+  const io = new ArrayBuffer(native.IO_CTX_BYTES);
+  native.ioBind({
+    tunFd: init.tunFd, udpFd: init.udpFd, slab: slots.slab, tunOffs: slots.tunOffs, tunLens: slots.tunLens,
+    tunCap: slots.cap, udpOffs: slots.udpOffs, udpLens: slots.udpLens, udpSegs: slots.udpSegs,
+    udpAddrs: slots.udpAddrs, udpPorts: slots.udpPorts, udpCap: slots.cap, max: BATCH, gro: init.offloads.gro,
+  }, io);
+  // One native call waits and reads both sides; one call handles the turn.
+  const { ioWait } = native;
+  const { step } = lane;
+  parentPort?.postMessage({ type: 'running' });
+  while (!step(ioWait(io, POLL_TIMEOUT_MS)));
   rt.release();
 }
 
-run(workerData as WorkerInit);
+await run(workerData as WorkerInit);
