@@ -27,7 +27,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Etcd3, type IKeyValue, type IOptions, type IWatchResponse, type Watcher } from 'etcd3';
+import { Etcd3, type IKeyValue, type IOptions, type IWatchResponse, type Namespace, type Watcher } from 'etcd3';
 import { WeftError, isWeftError } from '../errors.js';
 import { formatIpv4, formatIpv4Prefix, type Ipv4Prefix } from '../wire/ipv4-addr.js';
 import { chooseSubnet, isSubnetCompatible } from './allocate.js';
@@ -341,13 +341,20 @@ export class EtcdLeaseStore implements LeaseStore {
         return fallback; // not worth failing a route update over
       }
     };
+    let attempts = 0;
     const restart = (why: string): void => {
       if (stopped) return;
+      backoff = backoff === 0 ? BACKOFF_MIN_MS : Math.min(BACKOFF_MAX_MS, backoff * 2);
       if (!outage) {
         outage = true;
+        attempts = 0;
         this.log(`etcd watch interrupted (${why}); keeping the ${known.size} known peers, re-listing with backoff`);
+      } else {
+        // Every failed attempt is logged (at most one line per BACKOFF_MAX_MS once
+        // the backoff is full): a quiet outage would look like a quiet cluster.
+        attempts++;
+        this.log(`etcd re-list attempt ${attempts} failed (${why}); next in ${backoff} ms`);
       }
-      backoff = backoff === 0 ? BACKOFF_MIN_MS : Math.min(BACKOFF_MAX_MS, backoff * 2);
       if (timer !== undefined) clearTimeout(timer);
       timer = setTimeout(() => void resync(), backoff);
     };
@@ -390,17 +397,22 @@ export class EtcdLeaseStore implements LeaseStore {
       emit(out);
     };
 
+    // Where watchers are made: etcd3 runs one watch stream per namespace object.
+    let watchNs: Namespace = this.client;
     const startWatcher = (fromRevision: string): void => {
-      const w = this.client.watch().prefix(this.subnetsPrefix).startRevision(fromRevision).watcher();
+      const w = watchNs.watch().prefix(this.subnetsPrefix).startRevision(fromRevision).watcher();
       watcher = w;
       // etcd3 matches a "created and cancelled at once" answer (a watch from a
       // compacted revision) to the first pending watcher of its stream, which
-      // need not be this one: a watch that never gets going is treated as
-      // refused, so the re-list still happens.
+      // need not be this one, and it then never sends that stream another
+      // create request. A watch that never gets going is treated as refused,
+      // so the re-list still happens, and the next watch gets a stream of
+      // its own.
       const notCreated = setTimeout(() => {
         if (watcher !== w || stopped) return;
         watcher = null;
         void w.cancel().catch(() => undefined);
+        watchNs = this.client.namespace('');
         restart(`the watch from revision ${fromRevision} was not established within ${WATCH_CREATE_TIMEOUT_MS} ms`);
       }, WATCH_CREATE_TIMEOUT_MS);
       notCreated.unref();
@@ -447,6 +459,7 @@ export class EtcdLeaseStore implements LeaseStore {
       if (stopped) return;
       const mine = listing.entries.find((e) => e.key === ownKey);
       if (mine === undefined || mine.attrs?.publicIp !== ownIp) {
+        this.log(`etcd re-list at revision ${listing.revision}: our lease ${ownKey} is ${mine === undefined ? 'gone' : 'held by another PublicIP'}`);
         revoke();
         return;
       }

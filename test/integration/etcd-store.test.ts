@@ -32,6 +32,8 @@ function sleep(ms: number): Promise<void> {
 /** Collects watch events; `until` waits (bounded) for a condition. */
 class Events {
   readonly all: PeerEvent[] = [];
+  /** The store's log lines, when the test collects them: shown on a failure. */
+  logs: string[] = [];
   batches = 0;
   revoked = 0;
   push = (evs: PeerEvent[]): void => {
@@ -49,7 +51,8 @@ class Events {
     const deadline = Date.now() + ms;
     while (!pred()) {
       if (Date.now() > deadline) {
-        assert.fail(`${what} not seen within ${ms} ms; events: ${JSON.stringify(this.all.map((e) => [e.type, formatIpv4Prefix(e.lease.subnet), formatIpv4(e.lease.attrs.publicIp)]))}`);
+        assert.fail(`${what} not seen within ${ms} ms; events: ${JSON.stringify(this.all.map((e) => [e.type, formatIpv4Prefix(e.lease.subnet), formatIpv4(e.lease.attrs.publicIp)]))}`
+          + (this.logs.length > 0 ? `; store log:\n${this.logs.join('\n')}` : ''));
       }
       await sleep(20);
     }
@@ -275,6 +278,7 @@ describe('etcd lease store (real etcd)', { skip: etcdSkip(), timeout: 180_000 },
     });
     const own = await s.acquire(CONF, { attrs: attrs('192.168.100.1'), previous: null });
     const ev = new Events();
+    ev.logs = logs;
     const stop = s.watch(own, ev.push, ev.revoke);
     try {
       await ev.until(() => ev.batches >= 1, 5000, 'first batch');
