@@ -1,6 +1,6 @@
 /*
- * ioBind/ioWait: the worker's idle wait and its first reads in one N-API
- * call. A lone packet (a ping, a TCP handshake, an RPC) used to cost three
+ * ioBind/ioWait/ioSend: the worker's idle wait and its first reads in one
+ * N-API call, and its sends without re-reading their arrays. A lone packet (a ping, a TCP handshake, an RPC) used to cost three
  * crossings between JS and C after the thread woke -- pollIn returning, then
  * tunRead or udpRecv being entered and its arguments checked -- and right
  * after a sleep each crossing runs with cold caches. Here the arguments are
@@ -39,14 +39,20 @@ typedef struct {
   int tun_fd, udp_fd;
   uint8_t *slab;
   size_t slab_len;
-  uint32_t *tun_offs, *tun_lens;
-  uint32_t *udp_offs, *udp_lens, *udp_segs, *udp_addrs, *udp_ports;
+  uint32_t *tun_lens;
+  uint32_t *udp_lens, *udp_segs, *udp_addrs, *udp_ports;
   uint32_t tun_cap, udp_cap, max;
   bool gro;
+  /* ioSend's queue: the caller fills it, ioSend checks what it sends. */
+  uint32_t *send_offs, *send_lens, *send_segs, *send_addrs, *send_ports;
+  int32_t *send_res;
+  uint32_t send_max;
+  /* The slot offsets as bound (checked then; later changes to the caller's
+     arrays do not reach here), and the receive headers built once. */
+  uint32_t tun_off[MAX_BATCH];
+  uint32_t udp_off[MAX_BATCH];
+  udp_recv_set rx;
 } io_ctx;
-
-static _Thread_local uint32_t tl_tun_off[MAX_BATCH];
-static _Thread_local uint32_t tl_udp_off[MAX_BATCH];
 
 static bool prop(napi_env env, napi_value obj, const char *name, napi_value *out) {
   NAPI_CALL_B(env, napi_get_named_property(env, obj, name, out));
@@ -90,41 +96,78 @@ static io_ctx *ctx_of(napi_env env, napi_value v, bool bound) {
 
 /*
  * ioBind({tunFd, udpFd, slab, tunOffs, tunLens, tunCap, udpOffs, udpLens,
- *         udpSegs, udpAddrs, udpPorts, udpCap, max, gro}, ctx)
+ *         udpSegs, udpAddrs, udpPorts, udpCap, max, gro, sendOffs, sendLens,
+ *         sendSegs, sendAddrs, sendPorts, sendRes, sendMax}, ctx)
  */
 static napi_value io_bind(napi_env env, napi_callback_info info) {
   GET_ARGS(2);
   napi_value o = argv[0];
-  io_ctx *out = ctx_of(env, argv[1], false);
-  if (out == NULL) return NULL;
-  io_ctx c = {.magic = IO_CTX_MAGIC};
+  io_ctx *c = ctx_of(env, argv[1], false);
+  if (c == NULL) return NULL;
   int64_t tun_fd, udp_fd, tun_cap, udp_cap, max;
   napi_value v;
+  uint8_t *slab;
+  size_t slab_len;
+  uint32_t *tun_offs, *tun_lens, *udp_offs, *udp_lens, *udp_segs, *udp_addrs, *udp_ports;
+  uint32_t *send_offs, *send_lens, *send_segs, *send_addrs, *send_ports;
+  int64_t send_max;
+  int32_t *send_res;
+  size_t send_res_n;
+  bool gro;
   if (!bind_int(env, o, "tunFd", 0, INT32_MAX, &tun_fd) ||
       !bind_int(env, o, "udpFd", 0, INT32_MAX, &udp_fd) ||
       !bind_int(env, o, "tunCap", 1, UINT32_MAX, &tun_cap) ||
       !bind_int(env, o, "udpCap", 1, UINT32_MAX, &udp_cap) ||
       !bind_int(env, o, "max", 1, MAX_BATCH, &max) ||
-      !prop(env, o, "slab", &v) || !arg_u8(env, v, "slab", &c.slab, &c.slab_len))
+      !prop(env, o, "slab", &v) || !arg_u8(env, v, "slab", &slab, &slab_len))
     return NULL;
   const size_t m = (size_t)max;
-  if (!bind_u32(env, o, "tunOffs", m, &c.tun_offs) || !bind_u32(env, o, "tunLens", m, &c.tun_lens) ||
-      !bind_u32(env, o, "udpOffs", m, &c.udp_offs) || !bind_u32(env, o, "udpLens", m, &c.udp_lens) ||
-      !bind_u32(env, o, "udpSegs", m, &c.udp_segs) || !bind_u32(env, o, "udpAddrs", m, &c.udp_addrs) ||
-      !bind_u32(env, o, "udpPorts", m, &c.udp_ports) || !prop(env, o, "gro", &v) ||
-      !arg_bool(env, v, "gro", &c.gro))
+  if (!bind_u32(env, o, "tunOffs", m, &tun_offs) || !bind_u32(env, o, "tunLens", m, &tun_lens) ||
+      !bind_u32(env, o, "udpOffs", m, &udp_offs) || !bind_u32(env, o, "udpLens", m, &udp_lens) ||
+      !bind_u32(env, o, "udpSegs", m, &udp_segs) || !bind_u32(env, o, "udpAddrs", m, &udp_addrs) ||
+      !bind_u32(env, o, "udpPorts", m, &udp_ports) || !prop(env, o, "gro", &v) ||
+      !arg_bool(env, v, "gro", &gro) || !bind_int(env, o, "sendMax", 1, MAX_BATCH, &send_max))
     return NULL;
-  c.tun_fd = (int)tun_fd;
-  c.udp_fd = (int)udp_fd;
-  c.tun_cap = (uint32_t)tun_cap;
-  c.udp_cap = (uint32_t)udp_cap;
-  c.max = (uint32_t)max;
-  /* The slots must fit now; they are checked again on every wait. */
-  if (!take_slots_cap(env, c.tun_offs, c.max, c.tun_cap, c.slab_len, tl_tun_off) ||
-      !take_slots_cap(env, c.udp_offs, c.max, c.udp_cap, c.slab_len, tl_udp_off))
+  const size_t sm = (size_t)send_max;
+  if (!bind_u32(env, o, "sendOffs", sm, &send_offs) || !bind_u32(env, o, "sendLens", sm, &send_lens) ||
+      !bind_u32(env, o, "sendSegs", sm, &send_segs) || !bind_u32(env, o, "sendAddrs", sm, &send_addrs) ||
+      !bind_u32(env, o, "sendPorts", sm, &send_ports) || !prop(env, o, "sendRes", &v) ||
+      !arg_typed(env, v, "sendRes", napi_int32_array, "an Int32Array", (void **)&send_res, &send_res_n))
+    return NULL;
+  if (send_res_n < UDP_SEND_RES_LEN) {
+    throw_range(env, "sendRes must have at least 3 elements");
+    return NULL;
+  }
+  /* Check every slot before writing anything: a refused bind leaves ctx unbound. */
+  uint32_t tun_off[MAX_BATCH], udp_off[MAX_BATCH];
+  if (!take_slots_cap(env, tun_offs, (uint32_t)max, (uint64_t)tun_cap, slab_len, tun_off) ||
+      !take_slots_cap(env, udp_offs, (uint32_t)max, (uint64_t)udp_cap, slab_len, udp_off))
     return NULL;
   NAPI_CALL(env, napi_set_named_property(env, argv[1], "bound", o));
-  memcpy(out, &c, sizeof c);
+  c->tun_fd = (int)tun_fd;
+  c->udp_fd = (int)udp_fd;
+  c->slab = slab;
+  c->slab_len = slab_len;
+  c->tun_lens = tun_lens;
+  c->udp_lens = udp_lens;
+  c->udp_segs = udp_segs;
+  c->udp_addrs = udp_addrs;
+  c->udp_ports = udp_ports;
+  c->tun_cap = (uint32_t)tun_cap;
+  c->udp_cap = (uint32_t)udp_cap;
+  c->max = (uint32_t)max;
+  c->gro = gro;
+  c->send_offs = send_offs;
+  c->send_lens = send_lens;
+  c->send_segs = send_segs;
+  c->send_addrs = send_addrs;
+  c->send_ports = send_ports;
+  c->send_res = send_res;
+  c->send_max = (uint32_t)send_max;
+  memcpy(c->tun_off, tun_off, sizeof tun_off);
+  memcpy(c->udp_off, udp_off, sizeof udp_off);
+  udp_recv_set_init(&c->rx, slab, c->udp_off, c->udp_cap, c->max, gro);
+  c->magic = IO_CTX_MAGIC;
   return NULL;
 }
 
@@ -155,17 +198,15 @@ static napi_value io_wait(napi_env env, napi_callback_info info) {
   const short ready = POLLIN | POLLERR | POLLHUP | POLLNVAL;
   int tn = 0, un = 0;
   if (p[0].revents & ready) {
-    if (!take_slots_cap(env, c->tun_offs, c->max, c->tun_cap, c->slab_len, tl_tun_off)) return NULL;
-    tn = tun_read_run(c->tun_fd, c->slab, tl_tun_off, c->tun_cap, c->max, c->tun_lens);
+    tn = tun_read_run(c->tun_fd, c->slab, c->tun_off, c->tun_cap, c->max, c->tun_lens);
     if (tn < 0) {
       throw_errno(env, -tn, "read");
       return NULL;
     }
   }
   if (p[1].revents & ready) {
-    if (!take_slots_cap(env, c->udp_offs, c->max, c->udp_cap, c->slab_len, tl_udp_off)) return NULL;
-    un = udp_recv_run(c->udp_fd, c->slab, tl_udp_off, c->udp_cap, c->max, c->gro, c->udp_lens,
-                      c->udp_segs, c->udp_addrs, c->udp_ports);
+    un = udp_recv_set_run(c->udp_fd, &c->rx, c->max, c->gro, c->udp_lens, c->udp_segs, c->udp_addrs,
+                          c->udp_ports);
     if (un < 0) {
       /* The TUN packets already read stay in their slots; a persistent
          socket error shows again on the next wait. */
@@ -179,10 +220,26 @@ static napi_value io_wait(napi_env env, napi_callback_info info) {
   return make_u32(env, (uint32_t)tn | (uint32_t)un << WAIT_UDP_SHIFT);
 }
 
+/*
+ * ioSend(ctx, count): udpSendSeg on the bound socket, slab and send queue
+ * (messages [0, count), each checked against the slab first); sendRes gets
+ * its res. Returns the messages sent.
+ */
+static napi_value io_send(napi_env env, napi_callback_info info) {
+  GET_ARGS(2);
+  io_ctx *c = ctx_of(env, argv[0], true);
+  if (c == NULL) return NULL;
+  int64_t count;
+  if (!arg_int(env, argv[1], "count", 0, c->send_max, &count)) return NULL;
+  return udp_send_seg_run(env, c->udp_fd, c->slab, c->slab_len, c->send_offs, c->send_lens, c->send_segs,
+                          c->send_addrs, c->send_ports, (uint32_t)count, c->send_res);
+}
+
 bool io_wait_init(napi_env env, napi_value exports) {
   static const weft_fn fns[] = {
       {"ioBind", io_bind},
       {"ioWait", io_wait},
+      {"ioSend", io_send},
   };
   static const weft_const consts[] = {
       {"IO_WAIT_UDP_SHIFT", WAIT_UDP_SHIFT},

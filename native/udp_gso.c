@@ -53,17 +53,9 @@
 #define RES_DATAGRAMS 0
 #define RES_ERRNO 1
 #define RES_EIO 2
-#define RES_LEN 3
+#define RES_LEN UDP_SEND_RES_LEN
 
-/* Room for UDP_GRO's int plus one more small cmsg (e.g. IP_PKTINFO should a
-   caller ever enable it) so the one we want is not lost to MSG_CTRUNC. */
-#define RECV_CTL_BYTES (CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(struct in_pktinfo)))
 #define SEND_CTL_BYTES CMSG_SPACE(sizeof(uint16_t))
-
-typedef union {
-  char buf[RECV_CTL_BYTES];
-  struct cmsghdr align;
-} recv_ctl;
 
 typedef union {
   char buf[SEND_CTL_BYTES];
@@ -73,12 +65,13 @@ typedef union {
 static _Thread_local struct mmsghdr tl_msgs[MAX_BATCH];
 static _Thread_local struct iovec tl_iov[MAX_BATCH];
 static _Thread_local struct sockaddr_in tl_sa[MAX_BATCH];
+/* udpRecv/udpRecvGro build their headers here on every call. */
+static _Thread_local udp_recv_set tl_rset;
 static _Thread_local uint32_t tl_off[MAX_BATCH];
 static _Thread_local uint32_t tl_len[MAX_BATCH];
 /* Per message: segment size put in the cmsg (0 = none) and datagram count. */
 static _Thread_local uint16_t tl_seg[MAX_BATCH];
 static _Thread_local uint8_t tl_nseg[MAX_BATCH];
-static _Thread_local recv_ctl tl_rctl[MAX_BATCH];
 static _Thread_local send_ctl tl_sctl[MAX_BATCH];
 
 /* ---- udpSetGro ----------------------------------------------------------- */
@@ -212,6 +205,12 @@ static napi_value udp_send_seg(napi_env env, napi_callback_info info) {
     }
   }
 
+  return udp_send_seg_run(env, fd, slab, slab_len, offs, lens, segs, addrs, ports, count, res);
+}
+
+napi_value udp_send_seg_run(napi_env env, int fd, uint8_t *slab, size_t slab_len, const uint32_t *offs,
+                            const uint32_t *lens, const uint32_t *segs, const uint32_t *addrs,
+                            const uint32_t *ports, uint32_t count, int32_t *res) {
   for (uint32_t i = 0; i < count; i++) {
     if (!prep_send(env, i, offs[i], lens[i], segs[i], addrs[i], ports[i], slab, slab_len))
       return NULL;
@@ -276,51 +275,61 @@ static uint32_t gro_size(struct msghdr *h) {
   return 0;
 }
 
-/* The receive both udpRecv and udpRecvGro (and ioWait) use: one recvmmsg
-   of up to max datagrams into slab + off[i] (already checked against the
-   slab), with UDP_GRO's segment size in segs[i] when gro. Returns the count,
-   0 when nothing is waiting, or -errno. */
-int udp_recv_run(int fd, uint8_t *slab, const uint32_t *off, size_t cap, uint32_t max, bool gro,
-                 uint32_t *lens, uint32_t *segs, uint32_t *addrs, uint32_t *ports) {
-  if (max == 0) return 0;
+void udp_recv_set_init(udp_recv_set *s, uint8_t *slab, const uint32_t *off, size_t cap, uint32_t max,
+                       bool gro) {
   for (uint32_t i = 0; i < max; i++) {
-    tl_iov[i].iov_base = slab + off[i];
-    tl_iov[i].iov_len = cap;
-    struct msghdr *h = &tl_msgs[i].msg_hdr;
-    h->msg_name = &tl_sa[i];
-    h->msg_namelen = sizeof tl_sa[i];
-    h->msg_iov = &tl_iov[i];
+    s->iov[i].iov_base = slab + off[i];
+    s->iov[i].iov_len = cap;
+    struct msghdr *h = &s->msgs[i].msg_hdr;
+    h->msg_name = &s->sa[i];
+    h->msg_namelen = sizeof s->sa[i];
+    h->msg_iov = &s->iov[i];
     h->msg_iovlen = 1;
-    h->msg_control = gro ? tl_rctl[i].buf : NULL;
-    h->msg_controllen = gro ? sizeof tl_rctl[i].buf : 0;
+    h->msg_control = gro ? s->ctl[i].buf : NULL;
+    h->msg_controllen = gro ? sizeof s->ctl[i].buf : 0;
     h->msg_flags = 0;
-    tl_msgs[i].msg_len = 0;
+    s->msgs[i].msg_len = 0;
   }
+}
+
+int udp_recv_set_run(int fd, udp_recv_set *s, uint32_t max, bool gro, uint32_t *lens, uint32_t *segs,
+                     uint32_t *addrs, uint32_t *ports) {
+  if (max == 0) return 0;
   int r;
   do {
     /* MSG_TRUNC: msg_len is the real length even when it did not fit, so
        the caller sees truncation as lens[i] > cap. A coalesced run can be up
        to 64 KB, so a GRO socket wants cap >= 65535 or the tail of a run is
        lost. */
-    r = recvmmsg(fd, tl_msgs, max, MSG_DONTWAIT | MSG_TRUNC, NULL);
+    r = recvmmsg(fd, s->msgs, max, MSG_DONTWAIT | MSG_TRUNC, NULL);
   } while (r < 0 && errno == EINTR);
   if (r < 0) {
     int e = errno;
     return e == EAGAIN || e == EWOULDBLOCK ? 0 : -e;
   }
   for (int i = 0; i < r; i++) {
-    struct msghdr *h = &tl_msgs[i].msg_hdr;
-    lens[i] = tl_msgs[i].msg_len;
+    struct msghdr *h = &s->msgs[i].msg_hdr;
+    lens[i] = s->msgs[i].msg_len;
     if (gro) segs[i] = gro_size(h);
-    if (h->msg_namelen >= sizeof(struct sockaddr_in) && tl_sa[i].sin_family == AF_INET) {
-      addrs[i] = ntohl(tl_sa[i].sin_addr.s_addr);
-      ports[i] = ntohs(tl_sa[i].sin_port);
+    if (h->msg_namelen >= sizeof(struct sockaddr_in) && s->sa[i].sin_family == AF_INET) {
+      addrs[i] = ntohl(s->sa[i].sin_addr.s_addr);
+      ports[i] = ntohs(s->sa[i].sin_port);
     } else {
       addrs[i] = 0;
       ports[i] = 0;
     }
+    /* The kernel wrote these back; ready the header for the next call. */
+    h->msg_namelen = sizeof s->sa[i];
+    h->msg_controllen = gro ? sizeof s->ctl[i].buf : 0;
+    h->msg_flags = 0;
   }
   return r;
+}
+
+int udp_recv_run(int fd, uint8_t *slab, const uint32_t *off, size_t cap, uint32_t max, bool gro,
+                 uint32_t *lens, uint32_t *segs, uint32_t *addrs, uint32_t *ports) {
+  udp_recv_set_init(&tl_rset, slab, off, cap, max, gro);
+  return udp_recv_set_run(fd, &tl_rset, max, gro, lens, segs, addrs, ports);
 }
 
 /* udpRecvGro(fd, slab, offs, cap, lens, segs, addrs, ports, max): number */

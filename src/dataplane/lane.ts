@@ -13,7 +13,7 @@ import type { EncapPath } from '../encap/path.js';
 import { PacketQueue, ReplyArea } from '../encap/queue.js';
 import { ICMP_ERROR_MAX_LEN, IPPROTO_TCP } from '../wire/constants.js';
 import { DropReason } from '../wire/drop-reason.js';
-import { gso as gsoNative, GRO_RECV_CAP } from '../conn/gso.js';
+import { GRO_RECV_CAP } from '../conn/gso.js';
 import {
   csumBinding, offloadBinding, F_NEEDS_CSUM, GSO_TCPV4, VirtioNetHdr, SPLIT_COUNT, SPLIT_STRIDE, SPLIT_TOTAL, SPLIT_RES_LEN, udpGsoChunk,
   VIRTIO_NET_HDR_LEN, VNET_SPLIT_PREFIX_MAX, vnetSplitOutMax,
@@ -135,6 +135,8 @@ export interface Lane {
    * or written.
    */
   use(rt: RouteTableReader, stats: Float64Array, ctl: Int32Array, dry: boolean): void;
+  /** The bound I/O context (ioBind) the worker waits on. */
+  readonly io: ArrayBuffer;
 }
 
 export function makeLane(init: WorkerInit, slots: Slots): Lane {
@@ -157,8 +159,7 @@ export function makeLane(init: WorkerInit, slots: Slots): Lane {
   const mergeRes = new Uint32Array(2);
   // The addon's functions, looked up once: its exports object is a
   // dictionary, so every property load on it is a hash lookup.
-  const { tunWrite, udpSend } = native;
-  const { udpSendSeg } = gsoNative;
+  const { tunWrite, ioSend } = native;
   const { vnetSplit, vnetSplitPrefixed, vnetCoalesce } = offloadBinding();
   const udpShift = native.IO_WAIT_UDP_SHIFT;
   const tunMask = (1 << udpShift) - 1;
@@ -166,6 +167,13 @@ export function makeLane(init: WorkerInit, slots: Slots): Lane {
   const replies = new ReplyArea(replyBase, replySlot, replySlots);
   // toPeer: forwarded packets or split runs, plus time-exceeded replies.
   const toPeer = new PacketQueue(4 * BATCH);
+  // The worker's waits, reads and sends go through this context (ioBind).
+  const io = new ArrayBuffer(native.IO_CTX_BYTES);
+  native.ioBind({
+    tunFd: init.tunFd, udpFd: init.udpFd, slab, tunOffs, tunLens, tunCap: cap, udpOffs, udpLens, udpSegs,
+    udpAddrs, udpPorts, udpCap: cap, max: BATCH, gro, sendOffs: toPeer.offs, sendLens: toPeer.lens,
+    sendSegs: toPeer.segs, sendAddrs: toPeer.addrs, sendPorts: toPeer.ports, sendRes, sendMax: toPeer.capacity,
+  }, io);
   // icmpToTun: our own ICMP errors, ready to write (with a zeroed vnet header when vnet).
   const icmpToTun = new PacketQueue(2 * BATCH);
   // inbound: accepted inner packets, plain IP, to be written (merged when vnet).
@@ -187,7 +195,6 @@ export function makeLane(init: WorkerInit, slots: Slots): Lane {
   // copied in front of every segment by the split.
   const prefixAt = 0;
   const tunFd = init.tunFd;
-  const udpFd = init.udpFd;
   const vh = new VirtioNetHdr();
   const plainOut = new PacketQueue(CALL_MAX);
   // A kernel VXLAN peer on a virtual link sends inner checksums unfinished
@@ -198,14 +205,10 @@ export function makeLane(init: WorkerInit, slots: Slots): Lane {
   const flushToPeer = (): void => {
     const n = toPeer.count;
     if (n === 0) return;
-    let sent: number;
     let datagrams = 0;
-    if (gso) {
-      sent = udpSendSeg(udpFd, slab, toPeer.offs, toPeer.lens, toPeer.segs, toPeer.addrs, toPeer.ports,
-        dry ? 0 : n, sendRes);
-    } else {
-      sent = udpSend(udpFd, slab, toPeer.offs, toPeer.lens, toPeer.addrs, toPeer.ports, dry ? 0 : n);
-    }
+    // The bound send (ioBind): the queue's arrays are not re-read as
+    // arguments; segs are 0 (no UDP_SEGMENT) unless gso queued runs.
+    ioSend(io, dry ? 0 : n);
     let bytes = 0;
     for (let i = 0; i < n; i++) {
       const len = toPeer.lens[i]!;
@@ -220,7 +223,7 @@ export function makeLane(init: WorkerInit, slots: Slots): Lane {
         stats[pb + PEER.TX_BYTES] += len;
       }
     }
-    const sentDatagrams = gso ? sendRes[0]! : sent;
+    const sentDatagrams = sendRes[0]!;
     stats[base + STAT.UDP_TX_PKTS] += sentDatagrams;
     // Which ones failed is not reported by sendmmsg; bytes are those offered.
     stats[base + STAT.UDP_TX_BYTES] += bytes;
@@ -452,5 +455,5 @@ export function makeLane(init: WorkerInit, slots: Slots): Lane {
     path = makePath();
   };
 
-  return { step, use };
+  return { step, use, io };
 }

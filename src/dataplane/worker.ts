@@ -20,7 +20,7 @@ import { RouteTableReader } from '../route-table/index.js';
 import { FLANNEL_UDP_PORT } from '../wire/constants.js';
 import { allocSlots, makeLane, type WorkerInit } from './lane.js';
 import { WARM_SETTLE_MS, WARM_SETTLE_ROUNDS, warmRoutes, warmUp, type WarmTarget } from './warmup.js';
-import { BATCH, POLL_TIMEOUT_MS } from './layout.js';
+import { POLL_TIMEOUT_MS } from './layout.js';
 
 async function run(init: WorkerInit): Promise<void> {
   const slots = allocSlots(init);
@@ -45,15 +45,9 @@ async function run(init: WorkerInit): Promise<void> {
 
   const rt = new RouteTableReader(init.routes, init.index);
   lane.use(rt, new Float64Array(init.stats), new Int32Array(init.control), false);
-  const io = new ArrayBuffer(native.IO_CTX_BYTES);
-  native.ioBind({
-    tunFd: init.tunFd, udpFd: init.udpFd, slab: slots.slab, tunOffs: slots.tunOffs, tunLens: slots.tunLens,
-    tunCap: slots.cap, udpOffs: slots.udpOffs, udpLens: slots.udpLens, udpSegs: slots.udpSegs,
-    udpAddrs: slots.udpAddrs, udpPorts: slots.udpPorts, udpCap: slots.cap, max: BATCH, gro: init.offloads.gro,
-  }, io);
   // One native call waits and reads both sides; one call handles the turn.
   const { ioWait } = native;
-  const { step } = lane;
+  const { step, io } = lane;
   parentPort?.postMessage({ type: 'running' });
   while (!step(ioWait(io, POLL_TIMEOUT_MS)));
   rt.release();

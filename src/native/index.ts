@@ -100,9 +100,11 @@ export interface NativeBinding {
   pollIn(fdA: number, fdB: number, timeoutMs: number): number;
   /**
    * Fixes a worker's fds, slab and slot arrays for ioWait in `ctx`, an
-   * ArrayBuffer of IO_CTX_BYTES (checked now, the offsets again on every
-   * wait). `ctx.bound` keeps the object, and so the arrays, alive. The
-   * buffer then holds raw pointers: nothing else may write to it.
+   * ArrayBuffer of IO_CTX_BYTES. The slot offsets are checked and copied
+   * now (changing tunOffs/udpOffs later has no effect) and the receive
+   * headers are built once. `ctx.bound` keeps the object, and so the
+   * arrays, alive. The buffer then holds raw pointers: nothing else may
+   * write to it.
    */
   ioBind(io: IoBinding, ctx: ArrayBuffer): void;
   /**
@@ -113,6 +115,13 @@ export interface NativeBinding {
    * or nothing read. Read errors throw as tunRead/udpRecv do.
    */
   ioWait(ctx: ArrayBuffer, timeoutMs: number): number;
+  /**
+   * udpSendSeg on the bound socket, slab and send queue: messages
+   * [0, count) of sendOffs/sendLens/sendSegs/sendAddrs/sendPorts, each
+   * checked against the slab before anything is sent; sendRes gets
+   * udpSendSeg's res. Returns the messages sent.
+   */
+  ioSend(ctx: ArrayBuffer, count: number): number;
   /** Bit position of the datagram count in ioWait's result. */
   readonly IO_WAIT_UDP_SHIFT: number;
   /** Size of an ioBind context. */
@@ -140,11 +149,19 @@ export interface IoBinding {
   readonly max: number;
   /** The socket has UDP_GRO on: receive with segment sizes. */
   readonly gro: boolean;
+  /** ioSend's queue (read on every send, up to sendMax entries) and its res (>= 3 slots). */
+  readonly sendOffs: Uint32Array;
+  readonly sendLens: Uint32Array;
+  readonly sendSegs: Uint32Array;
+  readonly sendAddrs: Uint32Array;
+  readonly sendPorts: Uint32Array;
+  readonly sendRes: Int32Array;
+  readonly sendMax: number;
 }
 
 const FUNCTIONS = [
   'tunOpen', 'tunName', 'tunRead', 'tunWrite', 'udpOpen', 'udpLocalPort', 'sockBufSizes',
-  'udpRecv', 'udpSend', 'pollIn', 'ioBind', 'ioWait', 'close',
+  'udpRecv', 'udpSend', 'pollIn', 'ioBind', 'ioWait', 'ioSend', 'close',
 ] as const;
 const CONSTANTS = ['MAX_BATCH', 'TUN_VNET_HDR', 'IO_WAIT_UDP_SHIFT', 'IO_CTX_BYTES'] as const;
 

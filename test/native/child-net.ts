@@ -278,6 +278,8 @@ function scenarioIoWait(): Record<string, unknown> {
     tunFd: tun, udpFd: udp, slab, tunOffs, tunLens: new Uint32Array(max), tunCap: cap, udpOffs,
     udpLens: new Uint32Array(max), udpSegs: new Uint32Array(max), udpAddrs: new Uint32Array(max),
     udpPorts: new Uint32Array(max), udpCap: cap, max, gro: false,
+    sendOffs: new Uint32Array(4), sendLens: new Uint32Array(4), sendSegs: new Uint32Array(4),
+    sendAddrs: new Uint32Array(4), sendPorts: new Uint32Array(4), sendRes: new Int32Array(3), sendMax: 4,
   };
   const io = new ArrayBuffer(native.IO_CTX_BYTES);
   native.ioBind(a, io);
@@ -312,6 +314,27 @@ function scenarioIoWait(): Record<string, unknown> {
   send(udp, [5], 9);
   out.udpOnly = native.ioWait(io, 1000);
 
+  // ioSend: the bound socket sends the queued slab bytes (udp slot 0 holds
+  // the 40-byte datagram read above) to the address queued.
+  a.sendOffs[0] = udpOffs[0]!;
+  a.sendLens[0] = 40;
+  a.sendAddrs[0] = LO;
+  a.sendPorts[0] = native.udpLocalPort(src);
+  out.sent = native.ioSend(io, 1);
+  out.sendRes = [...a.sendRes];
+  const rx = new Uint8Array(256);
+  const rxLens = new Uint32Array(1);
+  const rxAddrs = new Uint32Array(1);
+  const rxPorts = new Uint32Array(1);
+  native.pollIn(src, -1, 1000);
+  out.echoed = native.udpRecv(src, rx, new Uint32Array([0]), 256, rxLens, rxAddrs, rxPorts, 1);
+  out.echoLen = rxLens[0];
+  // Bytes 0..4 were overwritten by the 5-byte datagram since; the rest is the first one's.
+  out.echoFrom = rxPorts[0] === native.udpLocalPort(udp) && rx[0] === 9 && rx[39] === 7;
+  a.sendOffs[0] = slab.length;
+  out.sendBeyond = errInfo(() => native.ioSend(io, 1));
+  out.sendTooMany = errInfo(() => native.ioSend(io, 5));
+
   // Bind-time checks name the problem.
   const ctx = (): ArrayBuffer => new ArrayBuffer(native.IO_CTX_BYTES);
   out.shortArray = errInfo(() => native.ioBind({ ...a, tunLens: new Uint32Array(max - 1) }, ctx()));
@@ -321,10 +344,12 @@ function scenarioIoWait(): Record<string, unknown> {
   // A context never bound, or the wrong size, is refused.
   out.unbound = errInfo(() => native.ioWait(ctx(), 0));
   out.badCtx = errInfo(() => native.ioBind(a, new ArrayBuffer(8)));
-  // An offset changed after binding is caught on the next wait, before any read.
+  // Offsets are copied when bound: changing the array afterwards (even to
+  // an offset past the slab) does not move where the wait reads to.
   send(tun, [3], 4);
   tunOffs[0] = slab.length;
   out.movedOffset = errInfo(() => native.ioWait(io, 1000));
+  out.movedRead = [a.tunLens[0], slab[0], slab[2]];
   tunOffs[0] = 0;
   native.close(tun);
   out.closedTun = errInfo(() => native.ioWait(io, 0));

@@ -219,7 +219,7 @@ test('pollIn: timeout, readiness bits, closed fds; errors carry errno names', (t
   assert.equal(r.tunNameOnSocket.name, 'Error');
 });
 
-test('ioWait: waits, then reads both sides in one call; ioBind checks its arrays once', (t) => {
+test('ioWait: waits, then reads both sides in one call; ioBind checks and copies the slots once; ioSend', (t) => {
   if (!needsRoot(t)) return;
   type E = { threw: boolean; code: string; syscall: string; name: string; message: string };
   const r = runInNetns<Record<string, number | number[] | boolean | E>>(ns, CHILD, ['io-wait']);
@@ -232,7 +232,12 @@ test('ioWait: waits, then reads both sides in one call; ioBind checks its arrays
   assert.equal(r.udpFrom, true);
   assert.equal(r.guardOk, true);
   assert.equal(r.udpOnly, 1 << 16);
+  assert.equal(r.sent, 1);
+  assert.deepEqual(r.sendRes, [1, 0, 0]);
+  assert.deepEqual([r.echoed, r.echoLen, r.echoFrom], [1, 40, true]);
   const err = (k: string): E => r[k] as E;
+  assert.deepEqual([err('sendBeyond').name, err('sendBeyond').code], ['RangeError', 'ERR_OUT_OF_RANGE']);
+  assert.equal(err('sendTooMany').code, 'ERR_OUT_OF_RANGE');
   assert.deepEqual([err('shortArray').name, err('shortArray').code], ['RangeError', 'ERR_OUT_OF_RANGE']);
   assert.match(err('shortArray').message, /tunLens has 7 entries; the batch needs 8/);
   assert.equal(err('beyondSlab').code, 'ERR_OUT_OF_RANGE');
@@ -241,7 +246,8 @@ test('ioWait: waits, then reads both sides in one call; ioBind checks its arrays
   assert.equal(err('badMax').code, 'ERR_OUT_OF_RANGE');
   assert.deepEqual([err('badCtx').name, err('badCtx').code], ['TypeError', 'ERR_INVALID_ARG_TYPE']);
   assert.deepEqual([err('unbound').name, err('unbound').code], ['TypeError', 'ERR_INVALID_ARG_TYPE']);
-  assert.equal(err('movedOffset').code, 'ERR_OUT_OF_RANGE');
+  assert.deepEqual(err('movedOffset'), { threw: false, value: 1 });
+  assert.deepEqual(r.movedRead, [3, 4, 4]);
   assert.deepEqual([err('closedTun').code, err('closedTun').syscall], ['EBADF', 'read']);
 });
 
