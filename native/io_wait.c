@@ -34,8 +34,8 @@
 /* "weftIOct": marks an ArrayBuffer as one of ours. */
 #define IO_CTX_MAGIC 0x7765667449304374ULL
 
+/* What ioBind reads from its arguments. */
 typedef struct {
-  uint64_t magic;
   int tun_fd, udp_fd;
   uint8_t *slab;
   size_t slab_len;
@@ -47,6 +47,11 @@ typedef struct {
   uint32_t *send_offs, *send_lens, *send_segs, *send_addrs, *send_ports;
   int32_t *send_res;
   uint32_t send_max;
+} io_bound;
+
+typedef struct {
+  uint64_t magic;
+  io_bound b;
   /* The slot offsets as bound (checked then; later changes to the caller's
      arrays do not reach here), and the receive headers built once. */
   uint32_t tun_off[MAX_BATCH];
@@ -104,69 +109,50 @@ static napi_value io_bind(napi_env env, napi_callback_info info) {
   napi_value o = argv[0];
   io_ctx *c = ctx_of(env, argv[1], false);
   if (c == NULL) return NULL;
-  int64_t tun_fd, udp_fd, tun_cap, udp_cap, max;
+  io_bound b;
+  int64_t tun_fd, udp_fd, tun_cap, udp_cap, max, send_max;
   napi_value v;
-  uint8_t *slab;
-  size_t slab_len;
-  uint32_t *tun_offs, *tun_lens, *udp_offs, *udp_lens, *udp_segs, *udp_addrs, *udp_ports;
-  uint32_t *send_offs, *send_lens, *send_segs, *send_addrs, *send_ports;
-  int64_t send_max;
-  int32_t *send_res;
+  uint32_t *tun_offs, *udp_offs;
   size_t send_res_n;
-  bool gro;
   if (!bind_int(env, o, "tunFd", 0, INT32_MAX, &tun_fd) ||
       !bind_int(env, o, "udpFd", 0, INT32_MAX, &udp_fd) ||
       !bind_int(env, o, "tunCap", 1, UINT32_MAX, &tun_cap) ||
       !bind_int(env, o, "udpCap", 1, UINT32_MAX, &udp_cap) ||
       !bind_int(env, o, "max", 1, MAX_BATCH, &max) ||
-      !prop(env, o, "slab", &v) || !arg_u8(env, v, "slab", &slab, &slab_len))
+      !bind_int(env, o, "sendMax", 1, MAX_BATCH, &send_max) ||
+      !prop(env, o, "slab", &v) || !arg_u8(env, v, "slab", &b.slab, &b.slab_len) ||
+      !prop(env, o, "gro", &v) || !arg_bool(env, v, "gro", &b.gro))
     return NULL;
-  const size_t m = (size_t)max;
-  if (!bind_u32(env, o, "tunOffs", m, &tun_offs) || !bind_u32(env, o, "tunLens", m, &tun_lens) ||
-      !bind_u32(env, o, "udpOffs", m, &udp_offs) || !bind_u32(env, o, "udpLens", m, &udp_lens) ||
-      !bind_u32(env, o, "udpSegs", m, &udp_segs) || !bind_u32(env, o, "udpAddrs", m, &udp_addrs) ||
-      !bind_u32(env, o, "udpPorts", m, &udp_ports) || !prop(env, o, "gro", &v) ||
-      !arg_bool(env, v, "gro", &gro) || !bind_int(env, o, "sendMax", 1, MAX_BATCH, &send_max))
-    return NULL;
-  const size_t sm = (size_t)send_max;
-  if (!bind_u32(env, o, "sendOffs", sm, &send_offs) || !bind_u32(env, o, "sendLens", sm, &send_lens) ||
-      !bind_u32(env, o, "sendSegs", sm, &send_segs) || !bind_u32(env, o, "sendAddrs", sm, &send_addrs) ||
-      !bind_u32(env, o, "sendPorts", sm, &send_ports) || !prop(env, o, "sendRes", &v) ||
-      !arg_typed(env, v, "sendRes", napi_int32_array, "an Int32Array", (void **)&send_res, &send_res_n))
+  const size_t m = (size_t)max, sm = (size_t)send_max;
+  if (!bind_u32(env, o, "tunOffs", m, &tun_offs) || !bind_u32(env, o, "tunLens", m, &b.tun_lens) ||
+      !bind_u32(env, o, "udpOffs", m, &udp_offs) || !bind_u32(env, o, "udpLens", m, &b.udp_lens) ||
+      !bind_u32(env, o, "udpSegs", m, &b.udp_segs) || !bind_u32(env, o, "udpAddrs", m, &b.udp_addrs) ||
+      !bind_u32(env, o, "udpPorts", m, &b.udp_ports) ||
+      !bind_u32(env, o, "sendOffs", sm, &b.send_offs) || !bind_u32(env, o, "sendLens", sm, &b.send_lens) ||
+      !bind_u32(env, o, "sendSegs", sm, &b.send_segs) || !bind_u32(env, o, "sendAddrs", sm, &b.send_addrs) ||
+      !bind_u32(env, o, "sendPorts", sm, &b.send_ports) || !prop(env, o, "sendRes", &v) ||
+      !arg_typed(env, v, "sendRes", napi_int32_array, "an Int32Array", (void **)&b.send_res, &send_res_n))
     return NULL;
   if (send_res_n < UDP_SEND_RES_LEN) {
     throw_range(env, "sendRes must have at least 3 elements");
     return NULL;
   }
-  /* Check every slot before writing anything: a refused bind leaves ctx unbound. */
+  b.tun_fd = (int)tun_fd;
+  b.udp_fd = (int)udp_fd;
+  b.tun_cap = (uint32_t)tun_cap;
+  b.udp_cap = (uint32_t)udp_cap;
+  b.max = (uint32_t)max;
+  b.send_max = (uint32_t)send_max;
+  /* Check every slot before writing anything: a refused bind leaves ctx as it was. */
   uint32_t tun_off[MAX_BATCH], udp_off[MAX_BATCH];
-  if (!take_slots_cap(env, tun_offs, (uint32_t)max, (uint64_t)tun_cap, slab_len, tun_off) ||
-      !take_slots_cap(env, udp_offs, (uint32_t)max, (uint64_t)udp_cap, slab_len, udp_off))
+  if (!take_slots_cap(env, tun_offs, b.max, b.tun_cap, b.slab_len, tun_off) ||
+      !take_slots_cap(env, udp_offs, b.max, b.udp_cap, b.slab_len, udp_off))
     return NULL;
   NAPI_CALL(env, napi_set_named_property(env, argv[1], "bound", o));
-  c->tun_fd = (int)tun_fd;
-  c->udp_fd = (int)udp_fd;
-  c->slab = slab;
-  c->slab_len = slab_len;
-  c->tun_lens = tun_lens;
-  c->udp_lens = udp_lens;
-  c->udp_segs = udp_segs;
-  c->udp_addrs = udp_addrs;
-  c->udp_ports = udp_ports;
-  c->tun_cap = (uint32_t)tun_cap;
-  c->udp_cap = (uint32_t)udp_cap;
-  c->max = (uint32_t)max;
-  c->gro = gro;
-  c->send_offs = send_offs;
-  c->send_lens = send_lens;
-  c->send_segs = send_segs;
-  c->send_addrs = send_addrs;
-  c->send_ports = send_ports;
-  c->send_res = send_res;
-  c->send_max = (uint32_t)send_max;
+  c->b = b;
   memcpy(c->tun_off, tun_off, sizeof tun_off);
   memcpy(c->udp_off, udp_off, sizeof udp_off);
-  udp_recv_set_init(&c->rx, slab, c->udp_off, c->udp_cap, c->max, gro);
+  udp_recv_set_init(&c->rx, b.slab, c->udp_off, b.udp_cap, b.max, b.gro);
   c->magic = IO_CTX_MAGIC;
   return NULL;
 }
@@ -184,8 +170,8 @@ static napi_value io_wait(napi_env env, napi_callback_info info) {
   if (c == NULL) return NULL;
   if (!arg_int(env, argv[1], "timeoutMs", -1, INT32_MAX, &timeout)) return NULL;
   struct pollfd p[2] = {
-      {.fd = c->tun_fd, .events = POLLIN, .revents = 0},
-      {.fd = c->udp_fd, .events = POLLIN, .revents = 0},
+      {.fd = c->b.tun_fd, .events = POLLIN, .revents = 0},
+      {.fd = c->b.udp_fd, .events = POLLIN, .revents = 0},
   };
   int r = poll(p, 2, (int)timeout);
   if (r < 0) {
@@ -198,15 +184,15 @@ static napi_value io_wait(napi_env env, napi_callback_info info) {
   const short ready = POLLIN | POLLERR | POLLHUP | POLLNVAL;
   int tn = 0, un = 0;
   if (p[0].revents & ready) {
-    tn = tun_read_run(c->tun_fd, c->slab, c->tun_off, c->tun_cap, c->max, c->tun_lens);
+    tn = tun_read_run(c->b.tun_fd, c->b.slab, c->tun_off, c->b.tun_cap, c->b.max, c->b.tun_lens);
     if (tn < 0) {
       throw_errno(env, -tn, "read");
       return NULL;
     }
   }
   if (p[1].revents & ready) {
-    un = udp_recv_set_run(c->udp_fd, &c->rx, c->max, c->gro, c->udp_lens, c->udp_segs, c->udp_addrs,
-                          c->udp_ports);
+    un = udp_recv_set_run(c->b.udp_fd, &c->rx, c->b.max, c->b.gro, c->b.udp_lens, c->b.udp_segs,
+                          c->b.udp_addrs, c->b.udp_ports);
     if (un < 0) {
       /* The TUN packets already read stay in their slots; a persistent
          socket error shows again on the next wait. */
@@ -230,9 +216,10 @@ static napi_value io_send(napi_env env, napi_callback_info info) {
   io_ctx *c = ctx_of(env, argv[0], true);
   if (c == NULL) return NULL;
   int64_t count;
-  if (!arg_int(env, argv[1], "count", 0, c->send_max, &count)) return NULL;
-  return udp_send_seg_run(env, c->udp_fd, c->slab, c->slab_len, c->send_offs, c->send_lens, c->send_segs,
-                          c->send_addrs, c->send_ports, (uint32_t)count, c->send_res);
+  if (!arg_int(env, argv[1], "count", 0, c->b.send_max, &count)) return NULL;
+  const io_bound *b = &c->b;
+  return udp_send_seg_run(env, b->udp_fd, b->slab, b->slab_len, b->send_offs, b->send_lens, b->send_segs,
+                          b->send_addrs, b->send_ports, (uint32_t)count, b->send_res);
 }
 
 bool io_wait_init(napi_env env, napi_value exports) {

@@ -59,8 +59,8 @@ const CALL_MAX = 256;
 /** Room for this many split super-packets before the egress area is flushed. */
 const SPLIT_AREAS = 8;
 
-/** A worker's buffers, allocated once: the slab and the per-slot arrays the reads fill. */
-export interface Slots {
+/** The slab and the per-slot arrays the reads fill (slot i at tunOffs[i] / udpOffs[i]). */
+export interface SlotArrays {
   readonly slab: Uint8Array;
   readonly tunOffs: Uint32Array;
   readonly tunLens: Uint32Array;
@@ -69,6 +69,10 @@ export interface Slots {
   readonly udpSegs: Uint32Array;
   readonly udpAddrs: Uint32Array;
   readonly udpPorts: Uint32Array;
+}
+
+/** A worker's buffers, allocated once, and where each area of the slab starts. */
+export interface Slots extends SlotArrays {
   /** Bytes each TUN or UDP slot takes. */
   readonly cap: number;
   readonly replyBase: number;

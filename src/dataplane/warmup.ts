@@ -17,6 +17,7 @@
  */
 import { VXLAN_ENCAP_LEN } from '../encap/vxlan.js';
 import { native } from '../native/index.js';
+import type { SlotArrays } from './lane.js';
 import { RouteTableReader, RouteTableWriter } from '../route-table/index.js';
 import { ipv4HeaderChecksum, foldChecksum, onesSum, pseudoHeaderSum } from '../wire/checksum.js';
 import { IPPROTO_ICMP, IPPROTO_TCP } from '../wire/constants.js';
@@ -143,16 +144,8 @@ export function writeVxlanPrefix(b: Uint8Array, at: number, vni: number, dstMac:
   return 22;
 }
 
-/** The slots and lanes the warm-up drives; layouts as the worker allocates them. */
-export interface WarmTarget {
-  readonly slab: Uint8Array;
-  readonly tunOffs: Uint32Array;
-  readonly tunLens: Uint32Array;
-  readonly udpOffs: Uint32Array;
-  readonly udpLens: Uint32Array;
-  readonly udpSegs: Uint32Array;
-  readonly udpAddrs: Uint32Array;
-  readonly udpPorts: Uint32Array;
+/** The slots and lane the warm-up drives; layouts as the worker allocates them. */
+export interface WarmTarget extends SlotArrays {
   /** IFF_VNET_HDR: TUN reads start with a virtio header and may be super-packets. */
   readonly vnet: boolean;
   /** UDP_GRO: receives may be runs. */
