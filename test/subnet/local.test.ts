@@ -36,6 +36,13 @@ function plant(dir: string, subnet: string, a: LeaseAttrs, mtimeMs = Date.now())
   utimesSync(path, mtimeMs / 1000, mtimeMs / 1000);
 }
 
+/**
+ * Deadline for tests of what the watch reports rather than how fast: the
+ * latency test keeps the 1 s of the spec, these allow for a CI machine
+ * saturated by the parallel unit run (a 1 s wait here once timed out there).
+ */
+const SEMANTICS_MS = 5000;
+
 /** Collects watch events; `next` waits (bounded) for one matching event. */
 class Events {
   readonly all: PeerEvent[] = [];
@@ -239,10 +246,10 @@ test('watch: our own lease deleted → onRevoked once within 1 s, then the watch
   const own = await s.acquire(CONF, { attrs: attrs('192.168.1.1'), previous: null });
   const ev = new Events();
   s.watch(own, ev.push, ev.revoke);
-  await ev.until(() => ev.batches >= 1, 1000, 'the initial listing');
+  await ev.until(() => ev.batches >= 1, SEMANTICS_MS, 'the initial listing');
   const t0 = Date.now();
   unlinkSync(join(d, 'leases', subnetKey(own.subnet)));
-  await ev.until(() => ev.revoked > 0, 1000, 'onRevoked');
+  await ev.until(() => ev.revoked > 0, SEMANTICS_MS, 'onRevoked');
   assert.ok(Date.now() - t0 < 1000);
   await new Promise((r) => setTimeout(r, 200));
   assert.equal(ev.revoked, 1);
@@ -254,14 +261,14 @@ test('watch: our own lease taken over by another IP → onRevoked; stop() ends p
   const own = await s.acquire(CONF, { attrs: attrs('192.168.1.1'), previous: null });
   const ev = new Events();
   s.watch(own, ev.push, ev.revoke);
-  await ev.until(() => ev.batches >= 1, 1000, 'the initial listing');
+  await ev.until(() => ev.batches >= 1, SEMANTICS_MS, 'the initial listing');
   plant(d, formatIpv4Prefix(own.subnet), attrs('192.168.1.9'));
-  await ev.until(() => ev.revoked > 0, 1000, 'onRevoked');
+  await ev.until(() => ev.revoked > 0, SEMANTICS_MS, 'onRevoked');
 
   const ev2 = new Events();
   const own2 = await s.acquire(CONF, { attrs: attrs('192.168.1.1'), previous: null });
   const stop = s.watch(own2, ev2.push, ev2.revoke);
-  await ev2.until(() => ev2.batches >= 1, 1000, 'the initial listing');
+  await ev2.until(() => ev2.batches >= 1, SEMANTICS_MS, 'the initial listing');
   stop();
   await store(d).acquire(CONF, { attrs: attrs('192.168.1.5'), previous: null });
   await new Promise((r) => setTimeout(r, 200));
