@@ -1,9 +1,12 @@
 /**
  * Worker entry: one long-lived thread per TUN queue, with its own UDP
- * socket. The loop is synchronous — poll() with a timeout, then batches in
- * both directions — so it never yields to the event loop; the control plane
+ * socket. The loop is synchronous — each turn one ioWait (poll with a
+ * timeout, then the reads of both sides) and one Lane.step (lane.ts) for
+ * the batches — so it never yields to the event loop; the control plane
  * talks to it only through shared memory (control block, route table,
- * counters), read once per batch.
+ * counters), read once per turn. Before its first turn the worker warms
+ * V8's optimizing compiler up on synthetic packets (warmup.ts) and then
+ * tells the supervisor it is running.
  *
  * Two shapes of the same path, chosen at start-up by the offload probes:
  * - plain: one IP packet per TUN read/write and per datagram, batched
