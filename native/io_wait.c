@@ -1,18 +1,21 @@
 /*
  * ioBind/ioWait/ioSend: the worker's idle wait and its first reads in one
- * N-API call, and its sends without re-reading their arrays. A lone packet (a ping, a TCP handshake, an RPC) used to cost three
- * crossings between JS and C after the thread woke -- pollIn returning, then
- * tunRead or udpRecv being entered and its arguments checked -- and right
- * after a sleep each crossing runs with cold caches. Here the arguments are
- * checked once at bind time; each wait is one crossing in, poll(), the
- * reads, one crossing out.
+ * N-API call, and its sends without re-reading their arrays. A lone packet
+ * (a ping, a TCP handshake, an RPC) used to cost three crossings between JS
+ * and C after the thread woke -- pollIn returning, then tunRead or udpRecv
+ * being entered and its arguments checked -- and right after a sleep each
+ * crossing runs with cold caches. Here the arguments are checked once at
+ * bind time; each wait is one crossing in, poll(), the reads, one crossing
+ * out.
  *
  * The context is an ArrayBuffer of IO_CTX_BYTES the caller allocates (the
  * addon links no allocator); ioBind writes the struct below into it and
  * sets the bound object as its property `bound`, which keeps every array it
- * points into alive as long as the context is. Offsets are re-checked against the slab (and copied) on
- * every call, as the batch verbs do, since the caller could change them
- * between calls.
+ * points into alive as long as the context is. The slot offsets are checked
+ * and copied at bind time (later changes to the caller's arrays have no
+ * effect) and the receive headers are built then too, so a wait after a
+ * sleep touches only the slots it fills. ioSend's queue is read on every
+ * send and each message checked against the slab, as udpSendSeg does.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
