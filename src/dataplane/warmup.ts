@@ -4,13 +4,13 @@
  * V8 compiles a function with TurboFan only after it has run often, and it
  * compiles only the branches that ran: a fresh daemon therefore forwards
  * its first few thousand packets with baseline code, which after an idle
- * sleep costs tens of microseconds per packet in cache and TLB misses (a
- * 10 ms ping took 0.55 ms on the bench testbed, against 0.38 ms once the
- * same daemon had carried a ping flood). The warm-up drives a second lane —
- * the same closures, so the same feedback and optimized code — over
- * synthetic packets to a synthetic peer, with its system calls given a count
- * of zero (the call sites still run, so they have feedback too) and its
- * counters in a scratch array.
+ * sleep costs tens of microseconds per packet (a 10 ms ping took 0.55 ms on
+ * the bench testbed, against 0.38 ms once the same daemon had carried a
+ * ping flood). The warm-up drives the worker's own lane — Lane.use() points
+ * it at a synthetic peer's route table, scratch counters and control block,
+ * dry: every system call gets a count of zero, yet the call sites run and
+ * so have feedback too — then the worker points the same closures, with
+ * their optimized code, at the real ones.
  *
  * The packets use the benchmarking range 198.18.0.0/15 (RFC 2544) and never
  * leave the process: no descriptor is read or written.
