@@ -87,7 +87,7 @@ export class RouteTableReader {
     this.refresh();
   }
 
-  /** Once per batch: load the epoch, ack it, switch views. No allocation. */
+  /** Once per batch: load the epoch; when it moved (or our ack was cleared), ack it and switch views. No allocation. */
   refresh(): void {
     const e = Atomics.load(this.ctrl, CTRL.EPOCH);
     // Nothing new, and our ack still stands (it is re-stored should the
