@@ -106,11 +106,11 @@ static napi_value udp_set_gro(napi_env env, napi_callback_info info) {
  * Validates message i and fills its msghdr. Every check happens here, for
  * the whole batch, before sendmmsg runs.
  */
-static bool prep_send(napi_env env, uint32_t i, uint32_t off, uint32_t len, uint32_t seg,
+static bool prep_send(napi_env env, uint32_t i, uint32_t off, uint32_t len, uint32_t seg, bool gso,
                       uint32_t addr, uint32_t port, uint8_t *slab, size_t slab_len) {
   char msg[192];
   if (!slot_in_slab(env, i, off, len, slab_len)) return false;
-  if (len > GSO_MAX_BYTES) {
+  if (gso && len > GSO_MAX_BYTES) {
     snprintf(msg, sizeof msg, "lens[%u] must be at most %u (got %u)", i, GSO_MAX_BYTES, len);
     throw_range(env, msg);
     return false;
@@ -212,7 +212,8 @@ napi_value udp_send_seg_run(napi_env env, int fd, uint8_t *slab, size_t slab_len
                             const uint32_t *lens, const uint32_t *segs, const uint32_t *addrs,
                             const uint32_t *ports, uint32_t count, int32_t *res) {
   for (uint32_t i = 0; i < count; i++) {
-    if (!prep_send(env, i, offs[i], lens[i], segs[i], addrs[i], ports[i], slab, slab_len))
+    if (!prep_send(env, i, offs[i], lens[i], segs == NULL ? 0 : segs[i], segs != NULL, addrs[i], ports[i],
+                   slab, slab_len))
       return NULL;
   }
 

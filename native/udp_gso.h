@@ -51,10 +51,12 @@ int udp_recv_set_run(int fd, udp_recv_set *s, uint32_t max, bool gro, uint32_t *
 #define UDP_SEND_RES_LEN 3
 
 /*
- * The body of udpSendSeg after its arguments were read: checks messages
- * [0, count) against the slab (throwing before any send), then sends them,
- * filling res (NULL or >= UDP_SEND_RES_LEN slots). Returns the messages
- * sent as a JS number, NULL with an exception pending.
+ * The body of udpSendSeg (and of udpSend) after its arguments were read:
+ * checks messages [0, count) against the slab (throwing before any send),
+ * then sends them, filling res (NULL or >= UDP_SEND_RES_LEN slots). segs
+ * NULL is udpSend: plain messages, and no length cap of our own (the
+ * kernel refuses an oversize one with EMSGSIZE and it is skipped). Returns
+ * the messages sent as a JS number, NULL with an exception pending.
  */
 napi_value udp_send_seg_run(napi_env env, int fd, uint8_t *slab, size_t slab_len, const uint32_t *offs,
                             const uint32_t *lens, const uint32_t *segs, const uint32_t *addrs,

@@ -45,12 +45,7 @@
 /* The kernel's MAX_TAP_QUEUES. */
 #define MAX_QUEUES 256
 #define TUN_VNET_HDR 1
-/* How long udpSend waits once for room when the socket buffer is full. */
-#define SEND_WAIT_MS 2
 
-static _Thread_local struct mmsghdr tl_msgs[MAX_BATCH];
-static _Thread_local struct iovec tl_iov[MAX_BATCH];
-static _Thread_local struct sockaddr_in tl_sa[MAX_BATCH];
 static _Thread_local uint32_t tl_off[MAX_BATCH];
 static _Thread_local uint32_t tl_len[MAX_BATCH];
 
@@ -370,62 +365,9 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
   if (!arg_u32(env, argv[5], "ports", &ports, &ports_n)) return NULL;
   size_t have = min_len(min_len(offs_n, lens_n), min_len(addrs_n, ports_n));
   if (!arg_batch(env, argv[6], "count", have, &count)) return NULL;
-  if (!take_slots_len(env, offs, lens, count, slab_len, tl_off, tl_len)) return NULL;
-
-  for (uint32_t i = 0; i < count; i++) {
-    uint32_t port = ports[i];
-    if (port > 65535) {
-      char msg[96];
-      snprintf(msg, sizeof msg, "ports[%u] must be 0..65535 (got %u)", i, port);
-      throw_range(env, msg);
-      return NULL;
-    }
-    tl_sa[i].sin_family = AF_INET;
-    tl_sa[i].sin_port = htons((uint16_t)port);
-    tl_sa[i].sin_addr.s_addr = htonl(addrs[i]);
-    memset(tl_sa[i].sin_zero, 0, sizeof tl_sa[i].sin_zero);
-    tl_iov[i].iov_base = slab + tl_off[i];
-    tl_iov[i].iov_len = tl_len[i];
-    struct msghdr *h = &tl_msgs[i].msg_hdr;
-    h->msg_name = &tl_sa[i];
-    h->msg_namelen = sizeof tl_sa[i];
-    h->msg_iov = &tl_iov[i];
-    h->msg_iovlen = 1;
-    h->msg_control = NULL;
-    h->msg_controllen = 0;
-    h->msg_flags = 0;
-  }
-
-  uint32_t done = 0, sent = 0;
-  bool waited = false;
-  while (done < count) {
-    int r = sendmmsg(fd, tl_msgs + done, count - done, MSG_DONTWAIT);
-    if (r > 0) {
-      done += (uint32_t)r;
-      sent += (uint32_t)r;
-      continue;
-    }
-    if (r == 0) break;
-    int e = errno;
-    if (e == EINTR) continue;
-    if (e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS) {
-      /* Wait once, briefly, for room; a worker must not stall on a full
-         socket, so after that the rest of the batch is the caller's drop. */
-      if (waited) break;
-      waited = true;
-      struct pollfd p = {.fd = fd, .events = POLLOUT, .revents = 0};
-      if (poll(&p, 1, SEND_WAIT_MS) > 0 && (p.revents & POLLOUT)) continue;
-      break;
-    }
-    if (e == EBADF || e == ENOTSOCK || e == EFAULT) {
-      throw_errno(env, e, "sendmmsg");
-      return NULL;
-    }
-    /* sendmmsg stopped at message `done` and the retry failed on it alone
-       (EMSGSIZE, ENETUNREACH, EHOSTUNREACH, EPERM, EINVAL, ...): skip it. */
-    done++;
-  }
-  return make_u32(env, sent);
+  /* The GSO sender without segments: plain messages, no length cap of
+     its own (an oversize one is the kernel's EMSGSIZE, skipped). */
+  return udp_send_seg_run(env, fd, slab, slab_len, offs, lens, NULL, addrs, ports, count, NULL);
 }
 
 /* ---- misc -------------------------------------------------------------- */

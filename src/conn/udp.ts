@@ -1,7 +1,7 @@
 /**
  * UDP socket for the batched data path: one per worker, SO_REUSEPORT so the
- * kernel spreads incoming flows over the workers. I/O is native.udpRecv /
- * udpSend on the returned fd.
+ * kernel spreads incoming flows over the workers. Workers receive and send
+ * on the returned fd through native.ioWait / ioSend (bound with ioBind).
  */
 import { WeftError } from '../errors.js';
 import { isNativeError, native } from '../native/index.js';

@@ -1,7 +1,7 @@
 /**
  * TUN device: one multi-queue device, one fd per data-plane worker.
- * The fds are non-blocking; workers wait with native.pollIn and read/write
- * with native.tunRead/tunWrite. Configuring the link (address, MTU, up) is
+ * The fds are non-blocking; workers wait and read through native.ioWait
+ * (bound once with ioBind) and write with native.tunWrite. Configuring the link (address, MTU, up) is
  * src/netlink's job, not this module's.
  */
 import { WeftError } from '../errors.js';
