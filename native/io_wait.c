@@ -1,6 +1,7 @@
 /*
- * ioBind/ioWait/ioSend: the worker's idle wait and its first reads in one
- * N-API call, and its sends without re-reading their arrays. A lone packet
+ * ioBind/ioWait/ioSend/ioDeliver: the worker's idle wait and its first
+ * reads in one N-API call, and its sends and TUN writes without re-reading
+ * their arrays. A lone packet
  * (a ping, a TCP handshake, an RPC) used to cost three crossings between JS
  * and C after the thread woke -- pollIn returning, then tunRead or udpRecv
  * being entered and its arguments checked -- and right after a sleep each
@@ -15,7 +16,11 @@
  * and copied at bind time (later changes to the caller's arrays have no
  * effect) and the receive headers are built then too, so a wait after a
  * sleep touches only the slots it fills. ioSend's queue is read on every
- * send and each message checked against the slab, as udpSendSeg does.
+ * send and each message checked against the slab, as udpSendSeg does;
+ * ioDeliver's likewise, as vnetCoalesce does. ioDeliver is the offload
+ * path's TUN write: merge (vnet_coalesce) and write in one call where the
+ * worker made two per batch, and it loops over a batch larger than one
+ * merge area holds.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -29,6 +34,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "offload.h"
 #include "udp_gso.h"
 
 /* ioWait's result: TUN packets in the low half, datagrams in the high half. */
@@ -50,6 +56,11 @@ typedef struct {
   uint32_t *send_offs, *send_lens, *send_segs, *send_addrs, *send_ports;
   int32_t *send_res;
   uint32_t send_max;
+  /* ioDeliver's queue and merge area: the caller fills the queue. */
+  uint32_t *in_offs, *in_lens;
+  uint32_t deliver_max;
+  uint32_t merge_off, merge_cap, merge_flags, max_pkt;
+  uint32_t *deliver_res;
 } io_bound;
 
 typedef struct {
@@ -60,6 +71,9 @@ typedef struct {
   uint32_t tun_off[MAX_BATCH];
   uint32_t udp_off[MAX_BATCH];
   udp_recv_set rx;
+  /* ioDeliver's checked copy of its queue, and where the merged packets are. */
+  uint32_t in_off[MAX_BATCH], in_len[MAX_BATCH];
+  uint32_t out_off[MAX_BATCH], out_len[MAX_BATCH];
 } io_ctx;
 
 static bool prop(napi_env env, napi_value obj, const char *name, napi_value *out) {
@@ -105,7 +119,9 @@ static io_ctx *ctx_of(napi_env env, napi_value v, bool bound) {
 /*
  * ioBind({tunFd, udpFd, slab, tunOffs, tunLens, tunCap, udpOffs, udpLens,
  *         udpSegs, udpAddrs, udpPorts, udpCap, max, gro, sendOffs, sendLens,
- *         sendSegs, sendAddrs, sendPorts, sendRes, sendMax}, ctx)
+ *         sendSegs, sendAddrs, sendPorts, sendRes, sendMax, deliverOffs,
+ *         deliverLens, deliverMax, mergeOff, mergeCap, mergeFlags,
+ *         maxPktLen, deliverRes}, ctx)
  */
 static napi_value io_bind(napi_env env, napi_callback_info info) {
   GET_ARGS(2);
@@ -113,7 +129,8 @@ static napi_value io_bind(napi_env env, napi_callback_info info) {
   io_ctx *c = ctx_of(env, argv[1], false);
   if (c == NULL) return NULL;
   io_bound b;
-  int64_t tun_fd, udp_fd, tun_cap, udp_cap, max, send_max;
+  int64_t tun_fd, udp_fd, tun_cap, udp_cap, max, send_max, deliver_max, merge_off, merge_cap, merge_flags,
+      max_pkt;
   napi_value v;
   uint32_t *tun_offs, *udp_offs;
   size_t send_res_n;
@@ -123,17 +140,24 @@ static napi_value io_bind(napi_env env, napi_callback_info info) {
       !bind_int(env, o, "udpCap", 1, UINT32_MAX, &udp_cap) ||
       !bind_int(env, o, "max", 1, MAX_BATCH, &max) ||
       !bind_int(env, o, "sendMax", 1, MAX_BATCH, &send_max) ||
+      !bind_int(env, o, "deliverMax", 1, MAX_BATCH, &deliver_max) ||
+      !bind_int(env, o, "mergeOff", 0, UINT32_MAX, &merge_off) ||
+      !bind_int(env, o, "mergeCap", 0, UINT32_MAX, &merge_cap) ||
+      !bind_int(env, o, "mergeFlags", 0, VNET_MERGE_TCP | VNET_MERGE_UDP, &merge_flags) ||
+      !bind_int(env, o, "maxPktLen", 0, 65535, &max_pkt) ||
       !prop(env, o, "slab", &v) || !arg_u8(env, v, "slab", &b.slab, &b.slab_len) ||
       !prop(env, o, "gro", &v) || !arg_bool(env, v, "gro", &b.gro))
     return NULL;
-  const size_t m = (size_t)max, sm = (size_t)send_max;
+  const size_t m = (size_t)max, sm = (size_t)send_max, dm = (size_t)deliver_max;
   if (!bind_u32(env, o, "tunOffs", m, &tun_offs) || !bind_u32(env, o, "tunLens", m, &b.tun_lens) ||
       !bind_u32(env, o, "udpOffs", m, &udp_offs) || !bind_u32(env, o, "udpLens", m, &b.udp_lens) ||
       !bind_u32(env, o, "udpSegs", m, &b.udp_segs) || !bind_u32(env, o, "udpAddrs", m, &b.udp_addrs) ||
       !bind_u32(env, o, "udpPorts", m, &b.udp_ports) ||
       !bind_u32(env, o, "sendOffs", sm, &b.send_offs) || !bind_u32(env, o, "sendLens", sm, &b.send_lens) ||
       !bind_u32(env, o, "sendSegs", sm, &b.send_segs) || !bind_u32(env, o, "sendAddrs", sm, &b.send_addrs) ||
-      !bind_u32(env, o, "sendPorts", sm, &b.send_ports) || !prop(env, o, "sendRes", &v) ||
+      !bind_u32(env, o, "sendPorts", sm, &b.send_ports) ||
+      !bind_u32(env, o, "deliverOffs", dm, &b.in_offs) || !bind_u32(env, o, "deliverLens", dm, &b.in_lens) ||
+      !bind_u32(env, o, "deliverRes", 2, &b.deliver_res) || !prop(env, o, "sendRes", &v) ||
       !arg_typed(env, v, "sendRes", napi_int32_array, "an Int32Array", (void **)&b.send_res, &send_res_n))
     return NULL;
   if (send_res_n < UDP_SEND_RES_LEN) {
@@ -146,6 +170,12 @@ static napi_value io_bind(napi_env env, napi_callback_info info) {
   b.udp_cap = (uint32_t)udp_cap;
   b.max = (uint32_t)max;
   b.send_max = (uint32_t)send_max;
+  b.deliver_max = (uint32_t)deliver_max;
+  b.merge_off = (uint32_t)merge_off;
+  b.merge_cap = (uint32_t)merge_cap;
+  b.merge_flags = (uint32_t)merge_flags;
+  b.max_pkt = (uint32_t)max_pkt;
+  if (!in_slab(env, "mergeOff + mergeCap", b.merge_off, b.merge_cap, b.slab_len)) return NULL;
   /* Check every slot before writing anything: a refused bind leaves ctx as it was. */
   uint32_t tun_off[MAX_BATCH], udp_off[MAX_BATCH];
   if (!take_slots_cap(env, tun_offs, b.max, b.tun_cap, b.slab_len, tun_off) ||
@@ -225,11 +255,71 @@ static napi_value io_send(napi_env env, napi_callback_info info) {
                           b->send_addrs, b->send_ports, (uint32_t)count, b->send_res);
 }
 
+/*
+ * ioDeliver(ctx, count, write): vnetCoalesce of the bound queue's packets
+ * [0, count) (deliverOffs/deliverLens, each checked against the slab and
+ * the merge area first) into the merge area with mergeFlags and maxPktLen,
+ * then the TUN write of what it made, repeated until every packet is
+ * merged. write false: merged, not written. deliverRes gets [written,
+ * refused]: merged packets the TUN took and did not (all of them when not
+ * writing). Returns written. A fd-level write error throws as tunWrite's.
+ */
+static napi_value io_deliver(napi_env env, napi_callback_info info) {
+  GET_ARGS(3);
+  io_ctx *c = ctx_of(env, argv[0], true);
+  if (c == NULL) return NULL;
+  const io_bound *b = &c->b;
+  int64_t count;
+  bool write;
+  if (!arg_int(env, argv[1], "count", 0, b->deliver_max, &count) || !arg_bool(env, argv[2], "write", &write))
+    return NULL;
+  const uint32_t n = (uint32_t)count;
+  for (uint32_t i = 0; i < n; i++) {
+    const uint32_t o = b->in_offs[i], l = b->in_lens[i];
+    if (!slot_in_slab(env, i, o, l, b->slab_len)) return NULL;
+    if (l != 0 && b->merge_cap != 0 && o < (uint64_t)b->merge_off + b->merge_cap &&
+        b->merge_off < (uint64_t)o + l) {
+      throw_range(env, "a packet to deliver overlaps the merge area");
+      return NULL;
+    }
+    c->in_off[i] = o;
+    c->in_len[i] = l;
+  }
+  uint32_t done = 0, written = 0, refused = 0;
+  while (done < n) {
+    uint32_t used = 0;
+    const uint32_t k = vnet_coalesce(b->slab, c->in_off + done, c->in_len + done, n - done,
+                                     b->slab + b->merge_off, b->merge_cap, b->merge_off, c->out_off,
+                                     c->out_len, MAX_BATCH, b->merge_flags, b->max_pkt, &used);
+    /* The merge area cannot take the next packet alone: a sizing bug in
+       the caller, not a packet to drop. */
+    if (used == 0) {
+      throw_range(env, "mergeCap is too small for the next packet plus its 10-byte header");
+      return NULL;
+    }
+    uint32_t ok = 0;
+    if (write) {
+      const int e = tun_write_run(b->tun_fd, b->slab, c->out_off, c->out_len, k, &ok);
+      if (e != 0) {
+        throw_errno(env, e, "write");
+        return NULL;
+      }
+    }
+    written += ok;
+    refused += k - ok;
+    done += used;
+  }
+  b->deliver_res[0] = written;
+  b->deliver_res[1] = refused;
+  return make_u32(env, written);
+}
+
 bool io_wait_init(napi_env env, napi_value exports) {
   static const weft_fn fns[] = {
       {"ioBind", io_bind},
       {"ioWait", io_wait},
       {"ioSend", io_send},
+      {"ioDeliver", io_deliver},
   };
   static const weft_const consts[] = {
       {"IO_WAIT_UDP_SHIFT", WAIT_UDP_SHIFT},

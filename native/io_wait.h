@@ -23,4 +23,14 @@ bool io_wait_init(napi_env env, napi_value exports);
 int tun_read_run(int fd, uint8_t *slab, const uint32_t *off, size_t cap, uint32_t max,
                  uint32_t *lens);
 
+/*
+ * Writes packets slab[off[i] .. off[i] + len[i]), i < count, to the TUN one
+ * by one; *accepted gets how many the kernel took (one it refuses, or has
+ * no room for, is skipped). Returns 0, or the errno of an fd-level error
+ * (EBADF, EFAULT, EBADFD) that ends the run. Defined in weft.c, shared by
+ * tunWrite and ioDeliver.
+ */
+int tun_write_run(int fd, const uint8_t *slab, const uint32_t *off, const uint32_t *len, uint32_t count,
+                  uint32_t *accepted);
+
 #endif

@@ -194,11 +194,22 @@ static napi_value tun_write(napi_env env, napi_callback_info info) {
   if (!take_slots_len(env, offs, lens, count, slab_len, tl_off, tl_len)) return NULL;
 
   uint32_t accepted = 0;
+  int e = tun_write_run(fd, slab, tl_off, tl_len, count, &accepted);
+  if (e != 0) {
+    throw_errno(env, e, "write");
+    return NULL;
+  }
+  return make_u32(env, accepted);
+}
+
+int tun_write_run(int fd, const uint8_t *slab, const uint32_t *off, const uint32_t *len, uint32_t count,
+                  uint32_t *accepted) {
+  uint32_t ok = 0;
   for (uint32_t i = 0; i < count; i++) {
     for (;;) {
-      ssize_t r = write(fd, slab + tl_off[i], tl_len[i]);
+      ssize_t r = write(fd, slab + off[i], len[i]);
       if (r >= 0) {
-        accepted++;
+        ok++;
         break;
       }
       int e = errno;
@@ -207,15 +218,16 @@ static napi_value tun_write(napi_env env, napi_callback_info info) {
          what the TUN driver says once its queue is detached or the device
          is gone. */
       if (e == EBADF || e == EFAULT || e == EBADFD) {
-        throw_errno(env, e, "write");
-        return NULL;
+        *accepted = ok;
+        return e;
       }
       /* The kernel refused this packet (EINVAL, EIO, EMSGSIZE) or had no
          room (EAGAIN, ENOBUFS): the caller counts it as a drop. */
       break;
     }
   }
-  return make_u32(env, accepted);
+  *accepted = ok;
+  return 0;
 }
 
 /* ---- UDP --------------------------------------------------------------- */

@@ -160,29 +160,30 @@ export function makeLane(init: WorkerInit, slots: Slots): Lane {
   const { replyBase, replySlot, replySlots, splitBase, splitCap, splitMax, mergeBase, mergeCap } = slots;
   const splitRes = new Uint32Array(SPLIT_RES_LEN);
   const sendRes = new Int32Array(4);
-  const mergeRes = new Uint32Array(2);
+  const deliverRes = new Uint32Array(2);
   // The addon's functions, looked up once: its exports object is a
   // dictionary, so every property load on it is a hash lookup.
-  const { tunWrite, ioSend } = native;
-  const { vnetSplit, vnetSplitPrefixed, vnetCoalesce } = offloadBinding();
+  const { tunWrite, ioSend, ioDeliver } = native;
+  const { vnetSplit, vnetSplitPrefixed } = offloadBinding();
   const udpShift = native.IO_WAIT_UDP_SHIFT;
   const tunMask = (1 << udpShift) - 1;
 
   const replies = new ReplyArea(replyBase, replySlot, replySlots);
   // toPeer: forwarded packets or split runs, plus time-exceeded replies.
   const toPeer = new PacketQueue(4 * BATCH);
+  // inbound: accepted inner packets, plain IP, to be written (merged when vnet).
+  const inbound = new PacketQueue(CALL_MAX);
   // The worker's waits, reads and sends go through this context (ioBind).
   const io = new ArrayBuffer(native.IO_CTX_BYTES);
   native.ioBind({
     tunFd: init.tunFd, udpFd: init.udpFd, slab, tunOffs, tunLens, tunCap: cap, udpOffs, udpLens, udpSegs,
     udpAddrs, udpPorts, udpCap: cap, max: BATCH, gro, sendOffs: toPeer.offs, sendLens: toPeer.lens,
     sendSegs: toPeer.segs, sendAddrs: toPeer.addrs, sendPorts: toPeer.ports, sendRes, sendMax: toPeer.capacity,
+    deliverOffs: inbound.offs, deliverLens: inbound.lens, deliverMax: inbound.capacity, deliverRes,
+    mergeOff: mergeBase, mergeCap, mergeFlags: merge, maxPktLen: init.pathMtu,
   }, io);
   // icmpToTun: our own ICMP errors, ready to write (with a zeroed vnet header when vnet).
   const icmpToTun = new PacketQueue(2 * BATCH);
-  // inbound: accepted inner packets, plain IP, to be written (merged when vnet).
-  const inbound = new PacketQueue(CALL_MAX);
-  const merged = new PacketQueue(CALL_MAX);
   const be = init.backend;
   const makePath = (): EncapPath => {
     const counters = { stats, dropBase: drops, icmpSlot: base + STAT.ICMP_SENT };
@@ -317,22 +318,10 @@ export function makeLane(init: WorkerInit, slots: Slots): Lane {
       inbound.count = 0;
       return;
     }
-    // vnetCoalesce consumes a prefix of the inputs per call; the rest is
-    // moved to the front and merged on the next call.
-    let left = n;
-    while (left > 0) {
-      const outs = vnetCoalesce(slab, inbound.offs, inbound.lens, left, mergeBase, mergeCap,
-        merged.offs, merged.lens, merged.capacity, merge, mergeRes, init.pathMtu);
-      merged.count = outs;
-      writeTun(merged);
-      const used = mergeRes[0]!;
-      if (used === 0) break;
-      left -= used;
-      if (left > 0) {
-        inbound.offs.copyWithin(0, used, used + left);
-        inbound.lens.copyWithin(0, used, used + left);
-      }
-    }
+    // Merged into super-packets and written in one call (the bound queue is `inbound`).
+    ioDeliver(io, n, !dry);
+    const refused = deliverRes[1]!;
+    if (refused > 0) stats[drops + DropReason.TUN_WRITE_FAILED] += refused;
     inbound.count = 0;
   };
 

@@ -122,6 +122,16 @@ export interface NativeBinding {
    * udpSendSeg's res. Returns the messages sent.
    */
   ioSend(ctx: ArrayBuffer, count: number): number;
+  /**
+   * The offload path's TUN write: vnetCoalesce of the bound deliver queue's
+   * packets [0, count) (each checked against the slab and the merge area
+   * first) into the merge area, with mergeFlags and maxPktLen, then the
+   * write of what it made to the bound TUN queue, repeated until all are
+   * merged. `write` false merges without writing. deliverRes gets
+   * [written, refused] in merged packets; returns written. A fd-level write
+   * error throws as tunWrite's.
+   */
+  ioDeliver(ctx: ArrayBuffer, count: number, write: boolean): number;
   /** Bit position of the datagram count in ioWait's result. */
   readonly IO_WAIT_UDP_SHIFT: number;
   /** Size of an ioBind context. */
@@ -157,11 +167,22 @@ export interface IoBinding {
   readonly sendPorts: Uint32Array;
   readonly sendRes: Int32Array;
   readonly sendMax: number;
+  /** ioDeliver's queue (read on every call, up to deliverMax entries) and its res (>= 2 slots). */
+  readonly deliverOffs: Uint32Array;
+  readonly deliverLens: Uint32Array;
+  readonly deliverMax: number;
+  readonly deliverRes: Uint32Array;
+  /** The slab area ioDeliver merges into (mergeCap 0: no area, ioDeliver unused). */
+  readonly mergeOff: number;
+  readonly mergeCap: number;
+  /** vnetCoalesce's flags and longest merged packet (0 = no limit). */
+  readonly mergeFlags: number;
+  readonly maxPktLen: number;
 }
 
 const FUNCTIONS = [
   'tunOpen', 'tunName', 'tunRead', 'tunWrite', 'udpOpen', 'udpLocalPort', 'sockBufSizes',
-  'udpRecv', 'udpSend', 'pollIn', 'ioBind', 'ioWait', 'ioSend', 'close',
+  'udpRecv', 'udpSend', 'pollIn', 'ioBind', 'ioWait', 'ioSend', 'ioDeliver', 'close',
 ] as const;
 const CONSTANTS = ['MAX_BATCH', 'TUN_VNET_HDR', 'IO_WAIT_UDP_SHIFT', 'IO_CTX_BYTES'] as const;
 

@@ -259,6 +259,12 @@ function scenarioPoll(): Record<string, unknown> {
   return out;
 }
 
+/** ioBind's deliver queue when the scenario does not deliver: no merge area. */
+const noDeliver = {
+  deliverOffs: new Uint32Array(1), deliverLens: new Uint32Array(1), deliverMax: 1, deliverRes: new Uint32Array(2),
+  mergeOff: 0, mergeCap: 0, mergeFlags: 0, maxPktLen: 0,
+};
+
 /**
  * ioBind/ioWait with two loopback sockets standing in for the TUN queue and
  * the UDP socket (tun_read_run is plain read(), which a datagram socket
@@ -280,6 +286,7 @@ function scenarioIoWait(): Record<string, unknown> {
     udpPorts: new Uint32Array(max), udpCap: cap, max, gro: false,
     sendOffs: new Uint32Array(4), sendLens: new Uint32Array(4), sendSegs: new Uint32Array(4),
     sendAddrs: new Uint32Array(4), sendPorts: new Uint32Array(4), sendRes: new Int32Array(3), sendMax: 4,
+    ...noDeliver,
   };
   const io = new ArrayBuffer(native.IO_CTX_BYTES);
   native.ioBind(a, io);
@@ -358,6 +365,89 @@ function scenarioIoWait(): Record<string, unknown> {
   return out;
 }
 
+/**
+ * ioDeliver on a TUN with IFF_VNET_HDR: the bound queue merged and written
+ * in one call; merged without writing; the checks on queue and merge area.
+ */
+async function scenarioIoDeliver(): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  const fd = native.tunOpen('wt4', 1, native.TUN_VNET_HDR)[0]!;
+  try { writeFileSync('/proc/sys/net/ipv6/conf/wt4/disable_ipv6', '1'); } catch { /* no IPv6 */ }
+  const addr = ip4(10, 97, 0, 1);
+  const peer = ip4(10, 97, 0, 2);
+  sh('ip addr add 10.97.0.1/24 dev wt4');
+  sh('ip link set wt4 up');
+  const udp = native.udpOpen(LO, 0, false, 0, 0);
+  const rx = dgram.createSocket('udp4');
+  await new Promise<void>((r) => rx.bind(9996, '10.97.0.1', r));
+  const received: string[] = [];
+  rx.on('message', (m) => received.push(m.toString()));
+
+  // Four input slots of 2 KB, then an 8 KB merge area.
+  const slab = new Uint8Array(16384);
+  const mergeOff = 8192;
+  const one = new Uint32Array(1);
+  const bind = (mergeFlags: number, mergeCap = 8192): { io: ArrayBuffer; offs: Uint32Array; lens: Uint32Array; res: Uint32Array } => {
+    const offs = Uint32Array.from([0, 2048, 4096, 6144]);
+    const lens = new Uint32Array(4);
+    const res = new Uint32Array(2);
+    const io = new ArrayBuffer(native.IO_CTX_BYTES);
+    native.ioBind({
+      tunFd: fd, udpFd: udp, slab, tunOffs: one, tunLens: new Uint32Array(1), tunCap: 100, udpOffs: one,
+      udpLens: new Uint32Array(1), udpSegs: new Uint32Array(1), udpAddrs: new Uint32Array(1),
+      udpPorts: new Uint32Array(1), udpCap: 100, max: 1, gro: false, sendOffs: one, sendLens: new Uint32Array(1),
+      sendSegs: new Uint32Array(1), sendAddrs: new Uint32Array(1), sendPorts: new Uint32Array(1),
+      sendRes: new Int32Array(3), sendMax: 1, deliverOffs: offs, deliverLens: lens, deliverMax: 4, deliverRes: res,
+      mergeOff, mergeCap, mergeFlags, maxPktLen: 1500,
+    }, io);
+    return { io, offs, lens, res };
+  };
+  const datagram = (q: { lens: Uint32Array }, i: number, text: string): void => {
+    q.lens[i] = udpPacket(slab, i * 2048, peer, 7777, addr, 9996, Buffer.from(text.padEnd(600, '.')));
+  };
+
+  // Written one by one (flags 0): [udp, garbage, udp] -> 2 written, 1 refused, both delivered.
+  const plain = bind(0);
+  datagram(plain, 0, 'deliver-0');
+  slab.fill(0, 2048, 2048 + 40); // version nibble 0: the TUN driver refuses it
+  plain.lens[1] = 40;
+  datagram(plain, 2, 'deliver-1');
+  out.written = native.ioDeliver(plain.io, 3, true);
+  out.res = [...plain.res];
+  for (let t = 0; t < 40 && received.length < 2; t++) await sleep(50);
+  out.received = received.map((m) => m.replace(/\.+$/, ''));
+
+  // Merged, not written: three datagrams of one flow become one UDP_L4 super-packet.
+  const merging = bind(2);
+  for (let i = 0; i < 3; i++) datagram(merging, i, `merge-${i}`);
+  out.mergedWritten = native.ioDeliver(merging.io, 3, false);
+  out.mergedRes = [...merging.res];
+  out.mergedHdr = { gsoType: slab[mergeOff + 1], gsoSize: slab[mergeOff + 4]! | (slab[mergeOff + 5]! << 8),
+    ipLen: (slab[mergeOff + 12]! << 8) | slab[mergeOff + 13]! };
+
+  // More packets than one merge area holds: it loops (1 KB area, ~630 B each).
+  const small = bind(0, 1024);
+  for (let i = 0; i < 4; i++) datagram(small, i, `small-${i}`);
+  out.loopWritten = native.ioDeliver(small.io, 4, false);
+  out.loopRes = [...small.res];
+
+  // The checks, before anything is merged or written.
+  out.tooMany = errInfo(() => native.ioDeliver(plain.io, 5, true));
+  plain.offs[0] = mergeOff + 100;
+  out.overlap = errInfo(() => native.ioDeliver(plain.io, 1, true));
+  plain.offs[0] = slab.length - 10;
+  out.beyond = errInfo(() => native.ioDeliver(plain.io, 1, true));
+  const tiny = bind(0, 100);
+  datagram(tiny, 0, 'tiny');
+  out.areaTooSmall = errInfo(() => native.ioDeliver(tiny.io, 1, true));
+  out.areaBeyond = errInfo(() => bind(0, 16384));
+  rx.close();
+  native.close(fd);
+  out.closedTun = errInfo(() => native.ioDeliver(merging.io, 1, true));
+  native.close(udp);
+  return out;
+}
+
 const scenarios: Record<string, () => Promise<Record<string, unknown>> | Record<string, unknown>> = {
   tun: scenarioTun,
   'tun-errors': scenarioTunErrors,
@@ -365,6 +455,7 @@ const scenarios: Record<string, () => Promise<Record<string, unknown>> | Record<
   'udp-batch': scenarioUdpBatch,
   poll: scenarioPoll,
   'io-wait': scenarioIoWait,
+  'io-deliver': scenarioIoDeliver,
 };
 
 const name = process.argv[2] ?? '';

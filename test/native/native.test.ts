@@ -20,7 +20,7 @@ const NO_FD = 1_000_000;
 test('addon loads and exports the API and constants', () => {
   assert.equal(nativeLoadError, undefined);
   for (const f of ['tunOpen', 'tunName', 'tunRead', 'tunWrite', 'udpOpen', 'udpLocalPort',
-    'sockBufSizes', 'udpRecv', 'udpSend', 'pollIn', 'close'] as const) {
+    'sockBufSizes', 'udpRecv', 'udpSend', 'pollIn', 'ioBind', 'ioWait', 'ioSend', 'ioDeliver', 'close'] as const) {
     assert.equal(typeof native[f], 'function', f);
   }
   assert.equal(native.MAX_BATCH, 256);
@@ -249,6 +249,28 @@ test('ioWait: waits, then reads both sides in one call; ioBind checks and copies
   assert.deepEqual(err('movedOffset'), { threw: false, value: 1 });
   assert.deepEqual(r.movedRead, [3, 4, 4]);
   assert.deepEqual([err('closedTun').code, err('closedTun').syscall], ['EBADF', 'read']);
+});
+
+test('ioDeliver: merges the bound queue and writes it to the TUN in one call; checks queue and merge area', (t) => {
+  if (!needsRoot(t)) return;
+  type E = { threw: boolean; name?: string; code?: string; message?: string; syscall?: string; value?: unknown };
+  const r = runInNetns<Record<string, number | number[] | string[] | E | Record<string, number>>>(ns, CHILD, ['io-deliver']);
+  assert.equal(r.written, 2);
+  assert.deepEqual(r.res, [2, 1], 'written, refused');
+  assert.deepEqual(r.received, ['deliver-0', 'deliver-1']);
+  assert.equal(r.mergedWritten, 0);
+  assert.deepEqual(r.mergedRes, [0, 1], 'three datagrams merged into one packet, not written');
+  // GSO_UDP_L4, segment size = the UDP payload (600 bytes), IP length 20 + 8 + 3 * 600.
+  assert.deepEqual(r.mergedHdr, { gsoType: 5, gsoSize: 600, ipLen: 1828 });
+  assert.deepEqual(r.loopRes, [0, 4], 'four packets through a merge area that holds one');
+  const err = (k: string): E => r[k] as E;
+  assert.equal(err('tooMany').code, 'ERR_OUT_OF_RANGE');
+  assert.equal(err('overlap').code, 'ERR_OUT_OF_RANGE');
+  assert.match(err('overlap').message ?? '', /overlaps the merge area/);
+  assert.match(err('beyond').message ?? '', /beyond the slab/);
+  assert.match(err('areaTooSmall').message ?? '', /mergeCap is too small/);
+  assert.match(err('areaBeyond').message ?? '', /mergeOff \+ mergeCap .* beyond the slab/);
+  assert.deepEqual([err('closedTun').code, err('closedTun').syscall], ['EBADF', 'write']);
 });
 
 test('a missing addon gives WeftError ENATIVE with the fix, on use rather than on import', () => {
