@@ -74,6 +74,7 @@ export const FLAGS = [
   { name: 'offload-gso', type: 'bool', default: true, weft: true, help: 'send split super-packets as UDP_SEGMENT runs (needs offload-tun)' },
   { name: 'offload-gro', type: 'bool', default: true, weft: true, help: 'receive runs of datagrams with UDP_GRO' },
   { name: 'offload-coalesce', type: 'bool', default: true, weft: true, help: 'merge received TCP/UDP segments into super-packets before the TUN write (needs offload-tun)' },
+  { name: 'keep-warm', type: 'int', default: 1, weft: true, help: 'for 1 s after its last packet an idle worker runs a dry forwarding turn every this many ms, so a packet after a pause finds the path in CPU cache (0 = off)' },
 ] as const satisfies readonly FlagSpec[];
 
 export interface Flags {
@@ -120,6 +121,7 @@ export interface Flags {
   offloadGso: boolean;
   offloadGro: boolean;
   offloadCoalesce: boolean;
+  keepWarm: number;
   /** Flag names (as in FLAGS) given on the command line or through env. */
   explicit: Set<string>;
 }
@@ -309,6 +311,7 @@ function validate(f: Flags): void {
   range('iptables-resync', f.iptablesResync, 1, 86400, 'seconds between iptables checks, 1..86400');
   range('v', f.v, 0, 10, 'log verbosity 0..10');
   range('workers', f.workers, 0, 1024, 'number of worker threads, or 0 for min(cores, 4)');
+  range('keep-warm', f.keepWarm, 0, 100, 'milliseconds between keep-warm ticks, 1..100, or 0 to turn them off');
   if (f.tunName.length === 0 || f.tunName.length > 15 || /[\s/]/.test(f.tunName)) {
     usage(`--tun-name=${JSON.stringify(f.tunName)} is not a valid interface name (1..15 characters, no spaces or "/")`);
   }

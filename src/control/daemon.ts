@@ -277,6 +277,7 @@ export class Daemon {
       pathMtu: mtu,
       offloads: this.offloads,
       backend,
+      keepWarmMs: this.flags.keepWarm,
       onWorkerGone: (i) => routes.releaseReader(i),
       log: this.log,
     });

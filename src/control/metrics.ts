@@ -134,6 +134,16 @@ export function createMetrics(source: MetricsSource): WeftMetrics {
     },
   });
   new Counter({
+    name: 'weft_keep_warm_turns_total',
+    help: 'Dry forwarding turns idle workers ran to keep the path in CPU cache (--keep-warm; two per tick).',
+    registers,
+    async collect() {
+      const s = await snap();
+      this.reset();
+      this.inc(nn(s.totals.keep_warm_turns));
+    },
+  });
+  new Counter({
     name: 'weft_kernel_drops_total',
     help: 'Packets the kernel dropped before weft saw them: udp_socket (receive buffer full), tun_queue (TUN queue full).',
     labelNames: ['where'], registers,

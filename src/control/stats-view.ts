@@ -29,6 +29,8 @@ export function snapshotStats(buf: SharedArrayBuffer, layout: StatsLayout): Stat
       totals[n]! += s[base + i]!;
     });
     mine.restarts = s[base + STAT.RESTARTS]!;
+    mine.keep_warm_turns = s[base + STAT.KEEP_WARM_TURNS]!;
+    totals.keep_warm_turns = (totals.keep_warm_turns ?? 0) + mine.keep_warm_turns;
     let dropped = 0;
     for (let r = 1; r < DROP_REASON_COUNT; r++) {
       const v = s[base + STAT.DROPS + r]!;

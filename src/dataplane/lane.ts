@@ -50,6 +50,8 @@ export interface WorkerInit {
   readonly pathMtu: number;
   readonly offloads: WorkerOffloads;
   readonly backend: WorkerBackend;
+  /** Keep-warm tick period while idle after traffic, in ms; 0 = off (see worker.ts). */
+  readonly keepWarmMs: number;
 }
 
 /** Datagrams per GRO'd receive at most (the kernel's UDP GRO limit). */
@@ -139,6 +141,18 @@ export interface Lane {
    * or written.
    */
   use(rt: RouteTableReader, stats: Float64Array, ctl: Int32Array, dry: boolean): void;
+  /**
+   * Sets the side dryStep runs against: the warm-up's route table and
+   * scratch counters and control block. Its encap path is built here,
+   * once, so dryStep allocates nothing.
+   */
+  setDrySide(rt: RouteTableReader, stats: Float64Array, ctl: Int32Array): void;
+  /**
+   * One turn, dry, on the side setDrySide gave, then back to the side use()
+   * gave: the keep-warm tick. `got` as for step. Counts itself in
+   * STAT.KEEP_WARM_TURNS of the side use() gave.
+   */
+  dryStep(got: number): void;
   /** The bound I/O context (ioBind) the worker waits on. */
   readonly io: ArrayBuffer;
 }
@@ -185,11 +199,11 @@ export function makeLane(init: WorkerInit, slots: Slots): Lane {
   // icmpToTun: our own ICMP errors, ready to write (with a zeroed vnet header when vnet).
   const icmpToTun = new PacketQueue(2 * BATCH);
   const be = init.backend;
-  const makePath = (): EncapPath => {
-    const counters = { stats, dropBase: drops, icmpSlot: base + STAT.ICMP_SENT };
+  const makePath = (table: RouteTableReader, counterArray: Float64Array): EncapPath => {
+    const counters = { stats: counterArray, dropBase: drops, icmpSlot: base + STAT.ICMP_SENT };
     return be.kind === 'udp'
-      ? new FlannelUdpPath(rt, counters, init.pathMtu, replies, hdr)
-      : new VxlanPath(rt, counters, init.pathMtu, replies, {
+      ? new FlannelUdpPath(table, counters, init.pathMtu, replies, hdr)
+      : new VxlanPath(table, counters, init.pathMtu, replies, {
         vni: be.vni, localMac: Uint8Array.from(be.mac), port: be.port, gbp: be.gbp, hashSeed: be.hashSeed,
         tunHdrLen: hdr,
       });
@@ -445,8 +459,44 @@ export function makeLane(init: WorkerInit, slots: Slots): Lane {
     stats = counters;
     ctl = control;
     dry = noIo;
-    path = makePath();
+    path = makePath(table, counters);
   };
 
-  return { step, use, io };
+  let dryRt: RouteTableReader | null = null;
+  let dryStats: Float64Array;
+  let dryCtl: Int32Array;
+  let dryPath: EncapPath;
+  const setDrySide = (table: RouteTableReader, counters: Float64Array, control: Int32Array): void => {
+    dryRt = table;
+    dryStats = counters;
+    dryCtl = control;
+    dryPath = makePath(table, counters);
+  };
+
+  const dryStep = (got: number): void => {
+    if (dryRt === null) throw new Error(`worker ${w}: dryStep before setDrySide`);
+    // Counted on the side in use: the real counters show the keep-warm's work.
+    stats[base + STAT.KEEP_WARM_TURNS]++;
+    const r = rt;
+    const s = stats;
+    const c = ctl;
+    const d = dry;
+    const p = path;
+    rt = dryRt;
+    stats = dryStats;
+    ctl = dryCtl;
+    dry = true;
+    path = dryPath;
+    try {
+      step(got);
+    } finally {
+      rt = r;
+      stats = s;
+      ctl = c;
+      dry = d;
+      path = p;
+    }
+  };
+
+  return { step, use, setDrySide, dryStep, io };
 }

@@ -18,6 +18,8 @@ export const HEADROOM = 64;
 export const SLOT_SIZE = 65536 + 64 + HEADROOM;
 /** A worker blocks in poll() at most this long, so stop and epochs are seen. */
 export const POLL_TIMEOUT_MS = 100;
+/** After its last packet a worker keeps its path warm this long (--keep-warm; worker.ts). */
+export const KEEP_WARM_LINGER_MS = 1000;
 export const MAX_WORKERS = 64;
 
 /** Control block slots (Int32Array over a SharedArrayBuffer). */
@@ -49,6 +51,8 @@ export const STAT = {
   /** Turns of the worker's loop so far (one per wait); the supervisor samples it. */
   HEARTBEAT: 11,
   RESTARTS: 12,
+  /** Dry turns the keep-warm ticks ran (two per tick: a ping out, its reply in). */
+  KEEP_WARM_TURNS: 13,
   DROPS: 16,
 } as const;
 export const STAT_NAMES = [

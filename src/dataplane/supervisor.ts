@@ -17,6 +17,8 @@ export interface SupervisorOptions {
   readonly pathMtu: number;
   readonly offloads: WorkerOffloads;
   readonly backend: WorkerBackend;
+  /** Keep-warm tick period in ms, 0 = off (worker.ts). */
+  readonly keepWarmMs: number;
   /** Called when a worker's reader slot must be released (it died). */
   readonly onWorkerGone: (index: number) => void;
   readonly log: (msg: string) => void;
@@ -107,6 +109,7 @@ export class Supervisor {
       pathMtu: o.pathMtu,
       offloads: o.offloads,
       backend: o.backend,
+      keepWarmMs: o.keepWarmMs,
     };
     const slot = this.slots[i]!;
     const w = new Worker(WORKER_URL, { workerData: init, name: `weft-worker-${i}` });

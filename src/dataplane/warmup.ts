@@ -265,3 +265,39 @@ export function warmUp(t: WarmTarget, rounds = WARM_ROUNDS): void {
     t.step(udpN << native.IO_WAIT_UDP_SHIFT);
   }
 }
+
+/** What the keep-warm tick drives: the slots, and the lane's dry turn (Lane.dryStep). */
+export interface TickTarget extends WarmTarget {
+  dryStep(got: number): void;
+}
+
+/**
+ * The keep-warm tick (worker.ts): one dry turn for a lone ping to the
+ * synthetic peer and one for its reply — the path a packet after a pause
+ * takes, so its code and data stay in the CPU caches. The two packets are
+ * built here, once; each tick copies them into slot 0 of the TUN and UDP
+ * areas (the slots are free between turns) and allocates nothing.
+ */
+export function makeTick(t: TickTarget): () => void {
+  const h = t.vnet ? VIRTIO_NET_HDR_LEN : 0;
+  const tunAt = t.tunOffs[0]!;
+  const udpAt = t.udpOffs[0]!;
+  if (h > 0) new VirtioNetHdr().reset(t.slab, tunAt).zero();
+  const egressLen = h + writeEcho(t.slab, tunAt + h, 8, WARM_LOCAL_POD, WARM_PEER_POD, 64, 1, 56);
+  const egress = t.slab.slice(tunAt, tunAt + egressLen);
+  const pre = t.vni >= 0 ? writeVxlanPrefix(t.slab, udpAt, t.vni, t.localMac, WARM_PEER_MAC) : 0;
+  const ingressLen = pre + writeEcho(t.slab, udpAt + pre, 0, WARM_PEER_POD, WARM_LOCAL_POD, 64, 1, 56);
+  const ingress = t.slab.slice(udpAt, udpAt + ingressLen);
+  const udpGot = 1 << native.IO_WAIT_UDP_SHIFT;
+  return () => {
+    t.slab.set(egress, tunAt);
+    t.tunLens[0] = egressLen;
+    t.dryStep(1);
+    t.slab.set(ingress, udpAt);
+    t.udpLens[0] = ingressLen;
+    t.udpSegs[0] = 0;
+    t.udpAddrs[0] = WARM_PEER_ADDR;
+    t.udpPorts[0] = t.port;
+    t.dryStep(udpGot);
+  };
+}

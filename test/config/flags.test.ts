@@ -49,6 +49,7 @@ test('flags: defaults match flanneld', () => {
     controlSocket: '/run/weft/weft.sock',
     tunName: 'flannel0',
     testHooks: false,
+    keepWarm: 1,
   };
   for (const [k, v] of Object.entries(want)) assert.deepEqual((flags as unknown as Record<string, unknown>)[k], v, k);
   // Every table entry has a field, named by flagKey.
@@ -135,6 +136,8 @@ test('flags: errors', () => {
   usageError(['--subnet-lease-renew-margin=1440'], {}, '1..1439');
   usageError(['--healthz-port=70000'], {}, '--healthz-port=70000');
   usageError(['--workers=-1'], {}, '--workers=-1');
+  usageError(['--keep-warm=101'], {}, '--keep-warm=101', '1..100', 'or 0 to turn them off');
+  assert.equal(p(['--keep-warm=0']).flags.keepWarm, 0);
   usageError(['--tun-name=a-very-long-tun-name'], {}, '--tun-name');
   assert.equal(p(['--subnet-lease-renew-margin=1']).flags.subnetLeaseRenewMargin, 1);
   assert.equal(p(['--subnet-lease-renew-margin=1439']).flags.subnetLeaseRenewMargin, 1439);

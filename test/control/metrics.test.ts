@@ -18,7 +18,7 @@ function status(scale: number): MetricsStatus {
     totals: {
       tun_rx_packets: 11 * scale, tun_rx_bytes: 1100 * scale, udp_tx_packets: 11 * scale, udp_tx_bytes: 1100 * scale,
       udp_rx_packets: 9 * scale, udp_rx_bytes: 900 * scale, tun_tx_packets: 9 * scale, tun_tx_bytes: 900 * scale,
-      icmp_sent: scale, tun_read_batches: 4 * scale, udp_recv_batches: 5 * scale,
+      icmp_sent: scale, tun_read_batches: 4 * scale, udp_recv_batches: 5 * scale, keep_warm_turns: 6 * scale,
     },
     drops: { no_route: 2 * scale, spoofed_source: scale },
   };
@@ -31,7 +31,7 @@ test('exposition parses strictly and carries every family with the right type', 
   const types: Record<string, string> = {
     weft_packets_total: 'counter', weft_bytes_total: 'counter', weft_peer_packets_total: 'counter',
     weft_peer_bytes_total: 'counter', weft_drops_total: 'counter', weft_batches_total: 'counter',
-    weft_icmp_sent_total: 'counter', weft_worker_restarts_total: 'counter', weft_worker_up: 'gauge',
+    weft_icmp_sent_total: 'counter', weft_keep_warm_turns_total: 'counter', weft_worker_restarts_total: 'counter', weft_worker_up: 'gauge',
     weft_offload_info: 'gauge', weft_lease_expiration_timestamp_seconds: 'gauge', weft_route_table_size: 'gauge',
     weft_route_table_epoch: 'gauge',
   };
@@ -43,6 +43,7 @@ test('exposition parses strictly and carries every family with the right type', 
   assert.equal(sampleValue(f, 'weft_peer_bytes_total', { peer: '10.244.3.0/24', direction: 'udp_tx' }), 100);
   assert.equal(sampleValue(f, 'weft_batches_total', { kind: 'tun_read' }), 4);
   assert.equal(sampleValue(f, 'weft_icmp_sent_total'), 1);
+  assert.equal(sampleValue(f, 'weft_keep_warm_turns_total'), 6);
   assert.equal(sampleValue(f, 'weft_offload_info', { path: 'batched-per-packet', udp_gso: 'false' }), 1);
   assert.equal(sampleValue(f, 'weft_lease_expiration_timestamp_seconds'), Date.parse('2030-01-01T00:00:00Z') / 1000);
   assert.equal(sampleValue(f, 'weft_route_table_size'), 3);

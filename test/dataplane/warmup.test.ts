@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { allocSlots, makeLane, type WorkerBackend, type WorkerInit, type WorkerOffloads } from '../../src/dataplane/lane.js';
-import { warmRoutes, warmUp } from '../../src/dataplane/warmup.js';
+import { makeTick, warmRoutes, warmUp } from '../../src/dataplane/warmup.js';
 import { createControlBlock, createStats, CTL, PEER, STAT } from '../../src/dataplane/layout.js';
 import { DropReason, DROP_REASON_NAMES } from '../../src/wire/drop-reason.js';
 import { MERGE_TCP } from '../../src/offload/vnet.js';
@@ -26,6 +26,7 @@ function initFor(backend: WorkerBackend, offloads: WorkerOffloads): WorkerInit {
     index: 0, tunFd: NO_FD, udpFd: NO_FD, control: createControlBlock().buffer as SharedArrayBuffer,
     routes: RouteTableWriter.create({ maxRoutes: 4, maxPeers: MAX_PEERS }).buffer,
     stats: createStats(1, MAX_PEERS).buffer, maxPeers: MAX_PEERS, workers: 1, pathMtu: 1472, offloads, backend,
+    keepWarmMs: 0,
   };
 }
 
@@ -87,3 +88,61 @@ for (const [name, backend, offloads] of [
     assert.equal(lane.step(0), true);
   });
 }
+
+for (const [name, backend, offloads] of [
+  ['udp, plain', UDP, PLAIN], ['udp, offloads', UDP, OFFLOAD],
+  ['vxlan, plain', VXLAN, PLAIN], ['vxlan, offloads', VXLAN, OFFLOAD],
+] as const) {
+  test(`keep-warm tick (${name}): a lone ping and its reply forwarded dry on the scratch side, the real side kept`, async () => {
+    const init = initFor(backend, offloads);
+    const slots = allocSlots(init);
+    const lane = makeLane(init, slots);
+    const port = backend.kind === 'udp' ? FLANNEL_UDP_PORT : backend.port;
+    const warm = await warmRoutes(MAX_PEERS, port);
+    const scratch = new Float64Array(init.stats.byteLength / 8);
+    lane.setDrySide(warm.reader, scratch, createControlBlock());
+    // The side use() gave: a second copy of the synthetic peer, its own
+    // counters, and a control block that says stop. Dry as well, since the
+    // descriptors do not exist.
+    const real = await warmRoutes(MAX_PEERS, port);
+    const realStats = new Float64Array(init.stats.byteLength / 8);
+    const ctl = createControlBlock();
+    ctl[CTL.STOP] = 1;
+    lane.use(real.reader, realStats, ctl, true);
+    const tick = makeTick({
+      ...slots, vnet: offloads.vnet, gro: offloads.gro, pathMtu: init.pathMtu, port,
+      vni: backend.kind === 'vxlan' ? backend.vni : -1, localMac: backend.kind === 'vxlan' ? backend.mac : [],
+      step: lane.step, dryStep: lane.dryStep,
+    });
+    const TICKS = 5;
+    for (let i = 0; i < TICKS; i++) tick();
+    const peer = createStats(1, MAX_PEERS).layout.peerBase(0);
+    assert.equal(scratch[STAT.HEARTBEAT], 2 * TICKS, 'two dry turns per tick');
+    assert.equal(scratch[STAT.TUN_RX_PKTS], TICKS);
+    assert.equal(scratch[peer + PEER.TX_PKTS], TICKS, 'the ping was routed to the peer');
+    assert.equal(scratch[STAT.UDP_TX_PKTS], 0, 'and offered to no send');
+    assert.equal(scratch[STAT.UDP_RX_PKTS], TICKS);
+    assert.equal(scratch[peer + PEER.RX_PKTS], TICKS, 'the reply was accepted from the peer');
+    assert.equal(scratch[STAT.TUN_TX_PKTS], TICKS);
+    const expected = new Set<number>([DropReason.UDP_SEND_FAILED, DropReason.TUN_WRITE_FAILED]);
+    for (let r = 1; r < DROP_REASON_NAMES.length; r++) {
+      if (!expected.has(r)) assert.equal(scratch[STAT.DROPS + r], 0, `no ${DROP_REASON_NAMES[r]} drops`);
+    }
+    // After the ticks the lane is back on the side use() gave, and its
+    // control block is obeyed.
+    // Only the keep-warm's own counter moved on the real side.
+    assert.equal(realStats[STAT.KEEP_WARM_TURNS], 2 * TICKS);
+    realStats[STAT.KEEP_WARM_TURNS] = 0;
+    assert.ok(realStats.every((v) => v === 0));
+    assert.equal(lane.step(0), true);
+    assert.equal(realStats[STAT.HEARTBEAT], 1);
+    warm.reader.release();
+    real.reader.release();
+  });
+}
+
+test('keep-warm tick: dryStep without setDrySide is refused', () => {
+  const init = initFor(UDP, PLAIN);
+  const lane = makeLane(init, allocSlots(init));
+  assert.throws(() => lane.dryStep(0), /dryStep before setDrySide/);
+});
