@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { allocSlots, makeLane, type WorkerBackend, type WorkerInit, type WorkerOffloads } from '../../src/dataplane/lane.js';
-import { makeTick, warmRoutes, warmUp } from '../../src/dataplane/warmup.js';
+import { allocSlots, makeLane, type Lane, type WorkerBackend, type WorkerInit, type WorkerOffloads } from '../../src/dataplane/lane.js';
+import { makeTick, warmRoutes, warmUp, type WarmTarget } from '../../src/dataplane/warmup.js';
 import { createControlBlock, createStats, CTL, PEER, STAT } from '../../src/dataplane/layout.js';
 import { DropReason, DROP_REASON_NAMES } from '../../src/wire/drop-reason.js';
 import { MERGE_TCP } from '../../src/offload/vnet.js';
-import { RouteTableWriter } from '../../src/route-table/index.js';
+import { RouteTableWriter, type RouteTableReader } from '../../src/route-table/index.js';
 import { FLANNEL_UDP_PORT } from '../../src/wire/constants.js';
 
 // No such descriptor: any read, write or send the dry lane attempted would
@@ -30,24 +30,35 @@ function initFor(backend: WorkerBackend, offloads: WorkerOffloads): WorkerInit {
   };
 }
 
-for (const [name, backend, offloads] of [
+const CASES = [
   ['udp, plain', UDP, PLAIN], ['udp, offloads', UDP, OFFLOAD],
   ['vxlan, plain', VXLAN, PLAIN], ['vxlan, offloads', VXLAN, OFFLOAD],
-] as const) {
+] as const;
+
+/** A lane on descriptors that do not exist, the synthetic peer's route table and scratch counters. */
+async function dryLane(backend: WorkerBackend, offloads: WorkerOffloads): Promise<{
+  init: WorkerInit; lane: Lane; target: WarmTarget; warm: { reader: RouteTableReader }; scratch: Float64Array;
+}> {
+  const init = initFor(backend, offloads);
+  const slots = allocSlots(init);
+  const lane = makeLane(init, slots);
+  const port = backend.kind === 'udp' ? FLANNEL_UDP_PORT : backend.port;
+  const warm = await warmRoutes(MAX_PEERS, port);
+  const scratch = new Float64Array(init.stats.byteLength / 8);
+  const target: WarmTarget = {
+    ...slots, vnet: offloads.vnet, gro: offloads.gro, pathMtu: init.pathMtu, port,
+    vni: backend.kind === 'vxlan' ? backend.vni : -1, localMac: backend.kind === 'vxlan' ? backend.mac : [],
+    step: lane.step,
+  };
+  return { init, lane, target, warm, scratch };
+}
+
+for (const [name, backend, offloads] of CASES) {
   test(`warm-up (${name}): every synthetic packet takes the forwarding path, and nothing is read or written`, async () => {
-    const init = initFor(backend, offloads);
-    const slots = allocSlots(init);
-    const lane = makeLane(init, slots);
-    const port = backend.kind === 'udp' ? FLANNEL_UDP_PORT : backend.port;
-    const warm = await warmRoutes(MAX_PEERS, port);
-    const scratch = new Float64Array(init.stats.byteLength / 8);
+    const { init, lane, target, warm, scratch } = await dryLane(backend, offloads);
     const ctl = createControlBlock();
     lane.use(warm.reader, scratch, ctl, true);
-    warmUp({
-      ...slots, vnet: offloads.vnet, gro: offloads.gro, pathMtu: init.pathMtu, port,
-      vni: backend.kind === 'vxlan' ? backend.vni : -1, localMac: backend.kind === 'vxlan' ? backend.mac : [],
-      step: lane.step,
-    }, ROUNDS);
+    warmUp(target, ROUNDS);
     warm.reader.release();
 
     const drops = (r: number): number => scratch[STAT.DROPS + r]!;
@@ -89,31 +100,19 @@ for (const [name, backend, offloads] of [
   });
 }
 
-for (const [name, backend, offloads] of [
-  ['udp, plain', UDP, PLAIN], ['udp, offloads', UDP, OFFLOAD],
-  ['vxlan, plain', VXLAN, PLAIN], ['vxlan, offloads', VXLAN, OFFLOAD],
-] as const) {
+for (const [name, backend, offloads] of CASES) {
   test(`keep-warm tick (${name}): a lone ping and its reply forwarded dry on the scratch side, the real side kept`, async () => {
-    const init = initFor(backend, offloads);
-    const slots = allocSlots(init);
-    const lane = makeLane(init, slots);
-    const port = backend.kind === 'udp' ? FLANNEL_UDP_PORT : backend.port;
-    const warm = await warmRoutes(MAX_PEERS, port);
-    const scratch = new Float64Array(init.stats.byteLength / 8);
+    const { init, lane, target, warm, scratch } = await dryLane(backend, offloads);
     lane.setDrySide(warm.reader, scratch, createControlBlock());
     // The side use() gave: a second copy of the synthetic peer, its own
     // counters, and a control block that says stop. Dry as well, since the
     // descriptors do not exist.
-    const real = await warmRoutes(MAX_PEERS, port);
+    const real = await warmRoutes(MAX_PEERS, target.port);
     const realStats = new Float64Array(init.stats.byteLength / 8);
     const ctl = createControlBlock();
     ctl[CTL.STOP] = 1;
     lane.use(real.reader, realStats, ctl, true);
-    const tick = makeTick({
-      ...slots, vnet: offloads.vnet, gro: offloads.gro, pathMtu: init.pathMtu, port,
-      vni: backend.kind === 'vxlan' ? backend.vni : -1, localMac: backend.kind === 'vxlan' ? backend.mac : [],
-      step: lane.step, dryStep: lane.dryStep,
-    });
+    const tick = makeTick({ ...target, dryStep: lane.dryStep });
     const TICKS = 5;
     for (let i = 0; i < TICKS; i++) tick();
     const peer = createStats(1, MAX_PEERS).layout.peerBase(0);

@@ -5,43 +5,24 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { access, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Testbed, twoHosts, ping, waitReachable, type Pod } from '../../src/testbed/index.js';
-import { attachWeftPod, startWeftNode, type WeftNode } from '../../src/testbed/weft-node.js';
+import { access } from 'node:fs/promises';
+import { ping } from '../../src/testbed/index.js';
 import { DROP_REASON_NAMES } from '../../src/wire/drop-reason.js';
 import { parsePromText, sampleValue } from '../control/prom-text.js';
 import { rootSkip } from '../helpers/root.js';
+import { WeftPair } from '../helpers/weft-pair.js';
 
 const HEALTHZ_PORT = 10_256;
 
 interface Reply { status: number; type: string | null; body: string }
 
 describe('health and metrics endpoints of a running daemon', { skip: rootSkip(), timeout: 120_000 }, () => {
-  const tb = new Testbed(`wh${process.pid % 10000}`);
-  let dir = '';
-  const nodes: WeftNode[] = [];
-  let podA: Pod;
-  let podB: Pod;
+  const pair = new WeftPair('wh', (h) => ['--workers=1', `--healthz-port=${HEALTHZ_PORT}`, `--healthz-ip=${h.underlayIp}`]);
+  const { tb, nodes } = pair;
 
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'weft-health-'));
-    const { hosts } = await twoHosts(tb);
-    for (const h of hosts) {
-      nodes.push(await startWeftNode(tb, h, {
-        dir, extraArgs: ['--workers=1', `--healthz-port=${HEALTHZ_PORT}`, `--healthz-ip=${h.underlayIp}`],
-      }));
-    }
-    podA = await attachWeftPod(tb, nodes[0]!);
-    podB = await attachWeftPod(tb, nodes[1]!);
-    assert.ok(await waitReachable(tb, podA.ns, podB.ip, 10_000), 'pod B reachable from pod A');
-  });
+  before(() => pair.start());
 
-  after(async () => {
-    await tb.cleanup();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  after(() => pair.stop());
 
   /** GET inside the node's namespace (the server listens on its underlay address there). */
   const get = async (i: number, path: string): Promise<Reply> => {
@@ -71,7 +52,7 @@ describe('health and metrics endpoints of a running daemon', { skip: rootSkip(),
     const before = sampleValue(a, 'weft_packets_total', { direction: 'udp_tx' });
     assert.ok(before !== undefined, 'weft_packets_total{direction="udp_tx"} present');
 
-    const p = await ping(tb, podA.ns, podB.ip, { count: 5, intervalS: 0.05 });
+    const p = await ping(tb, pair.podA.ns, pair.podB.ip, { count: 5, intervalS: 0.05 });
     assert.equal(p.received, 5, p.output);
 
     const b = parsePromText((await get(0, '/metrics')).body);

@@ -7,41 +7,27 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Testbed, ping, twoHosts, waitReachable, type Pod } from '../../src/testbed/index.js';
-import { attachWeftPod, startWeftNode, weftStatus, type WeftNode } from '../../src/testbed/weft-node.js';
+import { ping } from '../../src/testbed/index.js';
+import { weftStatus, type WeftNode } from '../../src/testbed/weft-node.js';
 import { KEEP_WARM_LINGER_MS } from '../../src/dataplane/layout.js';
 import { rootSkip } from '../helpers/root.js';
+import { WeftPair } from '../helpers/weft-pair.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 /** Longer than any linger: the ticks are timeouts of at least 1 ms each, a few percent late at most. */
 const PAST_LINGER_MS = 3 * KEEP_WARM_LINGER_MS;
 
 describe('keep-warm ticks', { skip: rootSkip(), timeout: 60_000 }, () => {
-  const tb = new Testbed(`wk${process.pid % 10000}`);
-  let dir = '';
-  const nodes: WeftNode[] = [];
-  let podA: Pod;
-  let podB: Pod;
+  // One worker each; node A keeps warm every 1 ms (the default), node B not at all.
+  const pair = new WeftPair('wk', (_, i) => (i === 0 ? ['--workers=1'] : ['--workers=1', '--keep-warm=0']));
+  const { tb, nodes } = pair;
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'weft-warm-'));
-    const { hosts } = await twoHosts(tb);
-    // One worker each; node A keeps warm every 1 ms (the default), node B not at all.
-    nodes.push(await startWeftNode(tb, hosts[0], { dir, extraArgs: ['--workers=1'] }));
-    nodes.push(await startWeftNode(tb, hosts[1], { dir, extraArgs: ['--workers=1', '--keep-warm=0'] }));
-    podA = await attachWeftPod(tb, nodes[0]!);
-    podB = await attachWeftPod(tb, nodes[1]!);
-    assert.ok(await waitReachable(tb, podA.ns, podB.ip, 10_000));
+    await pair.start();
     await sleep(PAST_LINGER_MS);
   });
 
-  after(async () => {
-    await tb.cleanup();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  after(() => pair.stop());
 
   const turns = async (n: WeftNode): Promise<number> =>
     ((await weftStatus(tb, n)) as { totals: Record<string, number> }).totals.keep_warm_turns!;
@@ -52,7 +38,7 @@ describe('keep-warm ticks', { skip: rootSkip(), timeout: 60_000 }, () => {
     // Idle since before(): nothing ticks.
     await sleep(500);
     assert.equal(await turns(nodes[0]!), a0, 'no ticks while idle');
-    const r = await ping(tb, podA.ns, podB.ip, { count: 5, intervalS: 0.1 });
+    const r = await ping(tb, pair.podA.ns, pair.podB.ip, { count: 5, intervalS: 0.1 });
     assert.equal(r.received, 5);
     await sleep(PAST_LINGER_MS);
     const a1 = await turns(nodes[0]!);

@@ -5,41 +5,28 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rename, rm, unlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Testbed, twoHosts, iperf3Server, iperf3Client, waitReachable, type Pod } from '../../src/testbed/index.js';
-import { attachWeftPod, startWeftNode, weftStatus, type WeftNode } from '../../src/testbed/weft-node.js';
+import { iperf3Server, iperf3Client } from '../../src/testbed/index.js';
+import { weftStatus } from '../../src/testbed/weft-node.js';
 import { rootSkip } from '../helpers/root.js';
+import { WeftPair } from '../helpers/weft-pair.js';
 
 interface Peer { subnet: string; publicIp: string }
 
 describe('live route updates', { skip: rootSkip(), timeout: 120_000 }, () => {
-  const tb = new Testbed(`wl${process.pid % 10000}`);
-  let dir = '';
-  const nodes: WeftNode[] = [];
-  let podA: Pod;
-  let podB: Pod;
+  const pair = new WeftPair('wl', () => ['--workers=2']);
+  const { tb, nodes } = pair;
 
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'weft-live-'));
-    const { hosts } = await twoHosts(tb);
-    for (const h of hosts) nodes.push(await startWeftNode(tb, h, { dir, extraArgs: ['--workers=2'] }));
-    podA = await attachWeftPod(tb, nodes[0]!);
-    podB = await attachWeftPod(tb, nodes[1]!);
-    assert.ok(await waitReachable(tb, podA.ns, podB.ip, 10_000));
-  });
+  before(() => pair.start());
 
-  after(async () => {
-    await tb.cleanup();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  after(() => pair.stop());
 
   /** Writes a lease file the way the local store publishes one (temp + rename). */
   async function putLease(key: string, publicIp: string): Promise<void> {
-    const tmp = join(dir, 'leases', `.test-${key}.tmp`);
+    const tmp = join(pair.dir, 'leases', `.test-${key}.tmp`);
     await writeFile(tmp, `{"PublicIP":"${publicIp}","PublicIPv6":null}`);
-    await rename(tmp, join(dir, 'leases', key));
+    await rename(tmp, join(pair.dir, 'leases', key));
   }
 
   /** Milliseconds until node A's data plane shows `want` for 10.244.250.0/24 (undefined = gone). */
@@ -55,15 +42,15 @@ describe('live route updates', { skip: rootSkip(), timeout: 120_000 }, () => {
   }
 
   test('peer added, changed and removed within 1 s; the running transfer to the other peer loses nothing', async () => {
-    const server = await iperf3Server(tb, podB.ns);
+    const server = await iperf3Server(tb, pair.podB.ns);
     try {
-      const transfer = iperf3Client(tb, podA.ns, podB.ip, { seconds: 6, udp: true, bitrate: '20M', length: 1000 });
+      const transfer = iperf3Client(tb, pair.podA.ns, pair.podB.ip, { seconds: 6, udp: true, bitrate: '20M', length: 1000 });
       await new Promise((r) => setTimeout(r, 1000));
       await putLease('10.244.250.0-24', '192.168.100.50');
       const added = await timeUntil('192.168.100.50');
       await putLease('10.244.250.0-24', '192.168.100.51');
       const changed = await timeUntil('192.168.100.51');
-      await unlink(join(dir, 'leases', '10.244.250.0-24'));
+      await unlink(join(pair.dir, 'leases', '10.244.250.0-24'));
       const removed = await timeUntil(undefined);
       const r = await transfer;
       assert.ok(added < 1000 && changed < 1000 && removed < 1000, `added ${added} ms, changed ${changed} ms, removed ${removed} ms`);

@@ -5,12 +5,9 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Testbed, twoHosts, waitReachable, type Pod } from '../../src/testbed/index.js';
-import { attachWeftPod, startWeftNode, weftStatus, type WeftNode } from '../../src/testbed/weft-node.js';
+import { weftStatus } from '../../src/testbed/weft-node.js';
 import { rootSkip } from '../helpers/root.js';
+import { WeftPair } from '../helpers/weft-pair.js';
 
 // 32 UDP flows (distinct source ports) × 20 datagrams, then exit.
 const SENDER = `
@@ -32,29 +29,16 @@ setTimeout(() => process.exit(2), 10000).unref();
 `;
 
 describe('reuseport steering by inner flow', { skip: rootSkip(), timeout: 60_000 }, () => {
-  const tb = new Testbed(`ws${process.pid % 10000}`);
-  let dir = '';
-  const nodes: WeftNode[] = [];
-  let podA: Pod;
-  let podB: Pod;
+  const pair = new WeftPair('ws', () => ['--workers=2']);
+  const { tb, nodes } = pair;
 
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'weft-steer-'));
-    const { hosts } = await twoHosts(tb);
-    for (const h of hosts) nodes.push(await startWeftNode(tb, h, { dir, extraArgs: ['--workers=2'] }));
-    podA = await attachWeftPod(tb, nodes[0]!);
-    podB = await attachWeftPod(tb, nodes[1]!);
-    assert.ok(await waitReachable(tb, podA.ns, podB.ip, 10_000));
-  });
+  before(() => pair.start());
 
-  after(async () => {
-    await tb.cleanup();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  after(() => pair.stop());
 
   test('32 flows from one peer reach both receiving workers', async () => {
     const before = (await weftStatus(tb, nodes[1]!)) as { perWorker: Record<string, number>[] };
-    await tb.run(podA.ns, [process.execPath, '-e', SENDER, podB.ip], { timeoutMs: 15_000 });
+    await tb.run(pair.podA.ns, [process.execPath, '-e', SENDER, pair.podB.ip], { timeoutMs: 15_000 });
     await new Promise((r) => setTimeout(r, 300));
     const after = (await weftStatus(tb, nodes[1]!)) as { perWorker: Record<string, number>[] };
     const got = after.perWorker.map((w, i) => w.udp_rx_packets! - before.perWorker[i]!.udp_rx_packets!);

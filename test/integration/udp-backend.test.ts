@@ -5,14 +5,12 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Testbed, twoHosts, ping, waitReachable, type Pod } from '../../src/testbed/index.js';
-import { attachWeftPod, startWeftNode, weftStatus, WEFT_BIN, type WeftNode } from '../../src/testbed/weft-node.js';
+import { ping } from '../../src/testbed/index.js';
+import { weftStatus, WEFT_BIN } from '../../src/testbed/weft-node.js';
 import { controlRequest } from '../../src/control/control-server.js';
 import { rootSkip } from '../helpers/root.js';
+import { WeftPair } from '../helpers/weft-pair.js';
 
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 
@@ -34,36 +32,23 @@ const MODES: { name: string; args: [string[], string[]]; tag: string }[] = [
 ];
 
 for (const mode of MODES) describe(`udp backend, two hosts, ${mode.name}`, { skip: rootSkip(), timeout: 180_000 }, () => {
-  const tb = new Testbed(`wi${mode.tag}${process.pid % 10000}`);
-  let dir = '';
-  const nodes: WeftNode[] = [];
-  let podA: Pod;
-  let podB: Pod;
+  const pair = new WeftPair(`wi${mode.tag}`, (_, i) => ['--workers=2', '--test-hooks', ...mode.args[i]!]);
+  const { tb, nodes } = pair;
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'weft-it-'));
-    const { hosts } = await twoHosts(tb);
-    for (const [i, h] of hosts.entries()) {
-      nodes.push(await startWeftNode(tb, h, { dir, extraArgs: ['--workers=2', '--test-hooks', ...mode.args[i]!] }));
-    }
+    await pair.start();
     const paths = await Promise.all(nodes.map(async (_, i) => (await status(i)).offloads.path));
     assert.deepEqual(paths, mode.args.map((a) => (a.length === 0 ? 'offload' : 'batched-per-packet')),
       'the data path each node reports');
-    podA = await attachWeftPod(tb, nodes[0]!);
-    podB = await attachWeftPod(tb, nodes[1]!);
-    assert.ok(await waitReachable(tb, podA.ns, podB.ip, 10_000), 'pod B reachable from pod A');
   });
 
-  after(async () => {
-    await tb.cleanup();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
+  after(() => pair.stop());
 
   const status = async (i: number) => (await weftStatus(tb, nodes[i]!)) as unknown as Status;
 
   test('ping pod↔pod both ways', async () => {
-    const ab = await ping(tb, podA.ns, podB.ip, { count: 5, intervalS: 0.05 });
-    const ba = await ping(tb, podB.ns, podA.ip, { count: 5, intervalS: 0.05 });
+    const ab = await ping(tb, pair.podA.ns, pair.podB.ip, { count: 5, intervalS: 0.05 });
+    const ba = await ping(tb, pair.podB.ns, pair.podA.ip, { count: 5, intervalS: 0.05 });
     assert.equal(ab.received, 5, ab.output);
     assert.equal(ba.received, 5, ba.output);
     const s = await status(0);
@@ -71,7 +56,7 @@ for (const mode of MODES) describe(`udp backend, two hosts, ${mode.name}`, { ski
   });
 
   test('weft top --once shows the peer with a non-zero packet rate during a ping', async () => {
-    const pinging = ping(tb, podA.ns, podB.ip, { count: 30, intervalS: 0.05 });
+    const pinging = ping(tb, pair.podA.ns, pair.podB.ip, { count: 30, intervalS: 0.05 });
     const r = await tb.run(nodes[0]!.host.ns, [process.execPath, WEFT_BIN, 'top', '--once', '--interval=0.5',
       `--control-socket=${nodes[0]!.controlSocket}`], { timeoutMs: 10_000 });
     await pinging;
@@ -83,12 +68,12 @@ for (const mode of MODES) describe(`udp backend, two hosts, ${mode.name}`, { ski
 
   test('TCP transfer of 16 MiB random bytes, SHA-256 equal on both ends', async () => {
     const script = here('./tcp-sha.js');
-    const server = tb.spawn(podB.ns, [process.execPath, script, 'server', '7001'], { pipe: true });
+    const server = tb.spawn(pair.podB.ns, [process.execPath, script, 'server', '7001'], { pipe: true });
     let out = '';
     server.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; });
     const deadline = Date.now() + 5000;
     while (!out.includes('listening') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    const c = await tb.run(podA.ns, [process.execPath, script, 'client', podB.ip, '7001', String(16 << 20)],
+    const c = await tb.run(pair.podA.ns, [process.execPath, script, 'client', pair.podB.ip, '7001', String(16 << 20)],
       { timeoutMs: 60_000 });
     const sent = JSON.parse(c.stdout) as { bytes: number; sha256: string };
     const end = Date.now() + 10_000;
@@ -104,21 +89,21 @@ for (const mode of MODES) describe(`udp backend, two hosts, ${mode.name}`, { ski
     // net-unreachable aborts the SYN at once (ENETUNREACH) instead of a timeout.
     const probe = "const s=require('net').connect(80,'10.244.254.1');"
       + "s.on('error',e=>{console.log(e.code);process.exit(0)});setTimeout(()=>{console.log('TIMEOUT');process.exit(0)},5000)";
-    const r = await tb.run(podA.ns, [process.execPath, '-e', probe], { timeoutMs: 15_000 });
+    const r = await tb.run(pair.podA.ns, [process.execPath, '-e', probe], { timeoutMs: 15_000 });
     assert.equal(r.stdout.trim(), 'ENETUNREACH');
     assert.ok((await status(0)).drops.no_route! > before);
     // An ICMP packet to the same place is dropped and counted, never answered.
-    const p = await ping(tb, podA.ns, '10.244.254.1', { count: 1, intervalS: 0.2 });
+    const p = await ping(tb, pair.podA.ns, '10.244.254.1', { count: 1, intervalS: 0.2 });
     assert.doesNotMatch(p.output, /Unreachable/);
   });
 
   test('TTL expiry → ICMP time-exceeded, at the sending node and at the receiving node', async () => {
     // TTL 2: host A's kernel makes it 1, weft A answers.
-    const r1 = await ping(tb, podA.ns, podB.ip, { count: 1, intervalS: 0.2, ttl: 2 });
+    const r1 = await ping(tb, pair.podA.ns, pair.podB.ip, { count: 1, intervalS: 0.2, ttl: 2 });
     assert.match(r1.output, /Time to live exceeded/, r1.output);
     // TTL 3: weft A sends it with TTL 1, weft B answers through the tunnel.
     const before = (await status(1)).drops.ttl_exceeded!;
-    const r2 = await ping(tb, podA.ns, podB.ip, { count: 1, intervalS: 0.2, ttl: 3 });
+    const r2 = await ping(tb, pair.podA.ns, pair.podB.ip, { count: 1, intervalS: 0.2, ttl: 3 });
     assert.match(r2.output, /Time to live exceeded/, r2.output);
     assert.ok((await status(1)).drops.ttl_exceeded! > before);
   });
@@ -128,18 +113,18 @@ for (const mode of MODES) describe(`udp backend, two hosts, ${mode.name}`, { ski
     // Raise the MTU in front of weft so the kernel hands it a packet larger
     // than the tunnel carries; weft must answer, not truncate.
     await tb.run(n.host.ns, ['ip', 'link', 'set', 'dev', 'flannel0', 'mtu', '4000']);
-    await tb.run(n.host.ns, ['ip', 'link', 'set', 'dev', podA.hostIf, 'mtu', '4000']);
-    await tb.run(podA.ns, ['ip', 'link', 'set', 'dev', 'eth0', 'mtu', '4000']);
+    await tb.run(n.host.ns, ['ip', 'link', 'set', 'dev', pair.podA.hostIf, 'mtu', '4000']);
+    await tb.run(pair.podA.ns, ['ip', 'link', 'set', 'dev', 'eth0', 'mtu', '4000']);
     try {
-      const r = await ping(tb, podA.ns, podB.ip, { count: 2, intervalS: 0.2, size: 3000, df: true });
+      const r = await ping(tb, pair.podA.ns, pair.podB.ip, { count: 2, intervalS: 0.2, size: 3000, df: true });
       assert.equal(r.received, 0);
       assert.match(r.output, /(Frag needed and DF set \(mtu = 1472\)|mtu=1472)/, r.output);
       assert.ok((await status(0)).drops.too_big! >= 1);
     } finally {
-      await tb.run(podA.ns, ['ip', 'link', 'set', 'dev', 'eth0', 'mtu', String(n.mtu)]);
-      await tb.run(n.host.ns, ['ip', 'link', 'set', 'dev', podA.hostIf, 'mtu', String(n.mtu)]);
+      await tb.run(pair.podA.ns, ['ip', 'link', 'set', 'dev', 'eth0', 'mtu', String(n.mtu)]);
+      await tb.run(n.host.ns, ['ip', 'link', 'set', 'dev', pair.podA.hostIf, 'mtu', String(n.mtu)]);
       await tb.run(n.host.ns, ['ip', 'link', 'set', 'dev', 'flannel0', 'mtu', String(n.mtu)]);
-      await tb.exec(podA.ns, ['ip', 'route', 'flush', 'cache']);
+      await tb.exec(pair.podA.ns, ['ip', 'route', 'flush', 'cache']);
     }
   });
 
@@ -148,9 +133,9 @@ for (const mode of MODES) describe(`udp backend, two hosts, ${mode.name}`, { ski
     const stranger = '192.168.100.66';
     await tb.run(b.ns, ['ip', 'addr', 'add', `${stranger}/24`, 'dev', b.underlayIf]);
     const before = (await status(0)).drops;
-    const peerPodSrc = podB.ip;
+    const peerPodSrc = pair.podB.ip;
     const r = await tb.run(b.ns, [process.execPath, here('./flood.js'), nodes[0]!.host.underlayIp, '8285', '10000',
-      b.underlayIp, stranger, podA.ip, peerPodSrc], { timeoutMs: 60_000 });
+      b.underlayIp, stranger, pair.podA.ip, peerPodSrc], { timeoutMs: 60_000 });
     const sent = JSON.parse(r.stdout) as Record<string, number>;
     assert.equal(Object.values(sent).reduce((x, y) => x + y, 0), 10_000);
     // Counters are read a moment later: the worker drains its socket in batches.
@@ -164,7 +149,7 @@ for (const mode of MODES) describe(`udp backend, two hosts, ${mode.name}`, { ski
       assert.equal(after[reason]! - before[reason]!, n, `drops.${reason}`);
     }
     assert.equal(nodes[0]!.proc.exitCode, null, 'daemon still running');
-    const p = await ping(tb, podA.ns, podB.ip, { count: 3, intervalS: 0.05 });
+    const p = await ping(tb, pair.podA.ns, pair.podB.ip, { count: 3, intervalS: 0.05 });
     assert.equal(p.received, 3, p.output);
   });
 
@@ -178,7 +163,7 @@ for (const mode of MODES) describe(`udp backend, two hosts, ${mode.name}`, { ski
     }
     // Only worker 0 died; worker 1 was never restarted.
     assert.deepEqual(s.workers.map((w) => [w.alive, w.restarts]), [[true, 1], [true, 0]]);
-    const p = await ping(tb, podA.ns, podB.ip, { count: 5, intervalS: 0.05 });
+    const p = await ping(tb, pair.podA.ns, pair.podB.ip, { count: 5, intervalS: 0.05 });
     assert.equal(p.received, 5, p.output);
     assert.equal(n.proc.exitCode, null);
   });
