@@ -26,7 +26,7 @@
  *   `saddr != lease daddr Network`, which makes the last masquerade rule
  *   unreachable.
  */
-import { spawn } from 'node:child_process';
+import { runBounded } from '../child.js';
 import { WeftError } from '../errors.js';
 import { formatIpv4Prefix, type Ipv4Prefix } from '../wire/ipv4-addr.js';
 
@@ -36,24 +36,16 @@ export type CommandRunner = (argv: readonly string[], input?: string) => Promise
 
 const COMMAND_TIMEOUT_MS = 30_000;
 
-/** spawn + collect; rejects only when the command cannot be started or hangs. */
-export const defaultRunner: CommandRunner = (argv, input) => new Promise((resolve, reject) => {
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-  if (input !== undefined) {
-    child.stdin!.on('error', () => { /* the command may exit without reading */ });
-    child.stdin!.end(input);
-  }
-  const timer = setTimeout(() => child.kill('SIGKILL'), COMMAND_TIMEOUT_MS);
-  child.on('error', (e) => { clearTimeout(timer); reject(e); });
-  child.on('close', (code, signal) => {
-    clearTimeout(timer);
-    resolve({ code: code ?? (signal !== null ? 128 : 1), stdout, stderr });
-  });
-});
+/**
+ * Runs argv bounded in time and output; rejects only when it cannot be
+ * started. One that hangs is killed and reported as a failed run (code 128,
+ * stderr says so).
+ */
+export const defaultRunner: CommandRunner = async (argv, input) => {
+  const r = await runBounded(argv, { timeoutMs: COMMAND_TIMEOUT_MS, input });
+  const stderr = r.timedOut ? `${r.stderr}(timed out after ${COMMAND_TIMEOUT_MS} ms, killed)` : r.stderr;
+  return { code: r.code, stdout: r.stdout, stderr };
+};
 
 export const MASQ_COMMENT = 'flanneld masq';
 export const FORWARD_COMMENT = 'flanneld forward';

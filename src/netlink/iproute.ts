@@ -7,8 +7,8 @@
  * `netns` runs the command against another network namespace (`ip -n`,
  * `bridge -n`): the daemon passes none, the tests pass their namespaces.
  */
-import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
+import { runBounded } from '../child.js';
 import { WeftError } from '../errors.js';
 
 export type IprouteTool = 'ip' | 'bridge';
@@ -23,7 +23,6 @@ export interface IprouteOptions {
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
-const OUTPUT_CAP = 16 * 1024 * 1024;
 /** IFNAMSIZ − 1. */
 const IFNAME_MAX = 15;
 
@@ -63,47 +62,21 @@ export interface IprouteResult {
  * Runs `tool [-n netns] args…` and resolves whatever the exit code; rejects
  * only when the tool cannot run or overruns its time bound.
  */
-export function iprouteRaw(tool: IprouteTool, args: readonly string[], opts: IprouteOptions = {}): Promise<IprouteResult> {
+export async function iprouteRaw(tool: IprouteTool, args: readonly string[], opts: IprouteOptions = {}): Promise<IprouteResult> {
   const argv = opts.netns !== undefined ? ['-n', opts.netns, ...args] : [...args];
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  return new Promise((resolve, reject) => {
-    const child = spawn(tool, argv, { stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let timedOut = false;
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-      if (stdout.length < OUTPUT_CAP) stdout += d;
-    });
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
-      if (stderr.length < OUTPUT_CAP) stderr += d;
-    });
-    if (opts.input !== undefined && child.stdin !== null) {
-      // A command that exits early (iproute2 exit()s on some errors) closes
-      // its stdin; the write error is not the failure to report.
-      child.stdin.on('error', () => {});
-      child.stdin.end(opts.input);
+  let r;
+  try {
+    r = await runBounded([tool, ...argv], { timeoutMs, input: opts.input });
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'ENOENT') {
+      throw new WeftError('ENOIPROUTE', `${tool} not found (install the Debian package iproute2)`, { cause: err });
     }
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    child.on('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      if (err.code === 'ENOENT') {
-        reject(new WeftError('ENOIPROUTE', `${tool} not found (install the Debian package iproute2)`, { cause: err }));
-      } else {
-        reject(new WeftError('EIPROUTE', `cannot run ${tool}: ${err.message}`, { cause: err }));
-      }
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      if (timedOut) {
-        reject(new WeftError('EIPROUTE', `${tool} ${argv.join(' ')} timed out after ${timeoutMs} ms (killed)`));
-        return;
-      }
-      resolve({ code: code ?? (signal !== null ? 128 : 1), stdout, stderr });
-    });
-  });
+    throw new WeftError('EIPROUTE', `cannot run ${tool}: ${err.message}`, { cause: err });
+  }
+  if (r.timedOut) throw new WeftError('EIPROUTE', `${tool} ${argv.join(' ')} timed out after ${timeoutMs} ms (killed)`);
+  return { code: r.code, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** Runs `tool [-n netns] args…`; resolves with stdout, rejects on a non-zero exit. */
@@ -155,16 +128,6 @@ export async function writeNetSysctl(path: string, value: string, netns?: string
   if (netns === undefined) {
     return writeFile(path, value).then(() => true, () => false);
   }
-  return new Promise((resolve) => {
-    const child = spawn('ip', ['netns', 'exec', netns, 'sh', '-c', 'printf "%s\\n" "$1" > "$2"', 'sh', value, path], { stdio: 'ignore' });
-    const timer = setTimeout(() => child.kill('SIGKILL'), DEFAULT_TIMEOUT_MS);
-    child.on('error', () => {
-      clearTimeout(timer);
-      resolve(false);
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve(code === 0);
-    });
-  });
+  const argv = ['ip', 'netns', 'exec', netns, 'sh', '-c', 'printf "%s\\n" "$1" > "$2"', 'sh', value, path];
+  return runBounded(argv, { timeoutMs: DEFAULT_TIMEOUT_MS }).then((r) => r.code === 0 && !r.timedOut, () => false);
 }

@@ -10,6 +10,7 @@
 import { spawn as spawnChild, spawnSync, type ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants, openSync, closeSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
+import { runBounded } from '../child.js';
 import { WeftError } from '../errors.js';
 
 export interface ExecResult {
@@ -191,45 +192,16 @@ export class Testbed {
     const full = ns === null ? [...argv] : ['ip', 'netns', 'exec', ns, ...argv];
     const cmd = describe(ns, argv);
     if (this.stopping) return Promise.reject(stoppedError(cmd));
-    return new Promise((resolve, reject) => {
-      const child = spawnChild(full[0] as string, full.slice(1), {
-        stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-        detached: true,
-      });
-      this.procs.add(child);
-      let stdout = '';
-      let stderr = '';
-      let timedOut = false;
-      child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-        if (stdout.length < OUTPUT_CAP) stdout += d;
-      });
-      child.stderr?.setEncoding('utf8').on('data', (d: string) => {
-        if (stderr.length < OUTPUT_CAP) stderr += d;
-      });
-      if (opts.input !== undefined && child.stdin) {
-        child.stdin.on('error', () => {
-          /* the command may exit without reading its input */
-        });
-        child.stdin.end(opts.input);
-      }
-      const timer = setTimeout(() => {
-        timedOut = true;
-        killGroup(child, 'SIGKILL');
-      }, timeoutMs);
-      child.on('error', (err) => {
-        clearTimeout(timer);
-        this.procs.delete(child);
-        reject(new WeftError('TESTBED_EXEC', `cannot run ${cmd}: ${err.message}`, { cause: err }));
-      });
-      child.on('close', (code, signal) => {
-        clearTimeout(timer);
-        this.procs.delete(child);
-        if (timedOut) {
-          reject(new WeftError('TESTBED_TIMEOUT', `timed out after ${timeoutMs} ms (killed): ${cmd}`));
-          return;
-        }
-        resolve({ code: code ?? (signal !== null ? 128 : 1), stdout, stderr });
-      });
+    // Own process group, tracked until it exits, so cleanup() can kill it and what it started.
+    return runBounded(full, {
+      timeoutMs, input: opts.input, outputCap: OUTPUT_CAP, detached: true,
+      kill: (child) => killGroup(child, 'SIGKILL'),
+      track: (child, gone) => (gone ? this.procs.delete(child) : this.procs.add(child)),
+    }).then((r) => {
+      if (r.timedOut) throw new WeftError('TESTBED_TIMEOUT', `timed out after ${timeoutMs} ms (killed): ${cmd}`);
+      return { code: r.code, stdout: r.stdout, stderr: r.stderr };
+    }, (err: Error) => {
+      throw new WeftError('TESTBED_EXEC', `cannot run ${cmd}: ${err.message}`, { cause: err });
     });
   }
 
