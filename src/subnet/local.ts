@@ -50,6 +50,13 @@ const ACQUIRE_TRIES = 25;
 const STALE_CLAIM_MS = 10_000;
 /** Temp files older than this were left by a process that died writing them. */
 const STALE_TEMP_MS = 60_000;
+/**
+ * A lease file modified this recently is read again on every poll even
+ * when its inode, size and mtime look unchanged: a rewrite in place with
+ * the same length in the same millisecond (or one read half-written)
+ * leaves all three as the watch cached them.
+ */
+const RECENT_WRITE_MS = 2_000;
 /** How long renew/release wait for a busy claim. */
 const CLAIM_WAIT_MS = 3_000;
 
@@ -296,7 +303,8 @@ export class LocalLeaseStore implements LeaseStore {
 
   /**
    * Every lease file of the directory. With a cache (watch), a file whose
-   * inode, size and mtime did not change is not read again.
+   * inode, size and mtime did not change is not read again, unless it was
+   * modified within RECENT_WRITE_MS.
    */
   private async scan(cache?: Map<string, Entry>): Promise<Entry[]> {
     const names = await fsp.readdir(this.dir);
@@ -313,7 +321,8 @@ export class LocalLeaseStore implements LeaseStore {
           if (old !== undefined) {
             const st = await fsp.stat(join(this.dir, name)).catch(() => null);
             if (st === null) return null;
-            if (st.ino === old.ino && st.size === old.size && st.mtimeMs === old.mtimeMs) return old;
+            if (st.ino === old.ino && st.size === old.size && st.mtimeMs === old.mtimeMs &&
+              Date.now() - st.mtimeMs > RECENT_WRITE_MS) return old;
           }
         }
         const e = await this.readEntry(name, subnet);

@@ -255,6 +255,25 @@ test('watch: our own lease deleted → onRevoked once within 1 s, then the watch
   assert.equal(ev.revoked, 1);
 });
 
+test('watch: a same-size rewrite in place with the same mtime is still seen (it is recent)', async (t) => {
+  // Inode, size and mtime all as the watch cached them: what a rewrite in
+  // the same millisecond as our acquire looks like. It once went unseen.
+  const d = tempDir(t);
+  const s = store(d);
+  t.after(() => void s.close());
+  const own = await s.acquire(CONF, { attrs: attrs('192.168.1.1'), previous: null });
+  const path = join(d, 'leases', subnetKey(own.subnet));
+  const ev = new Events();
+  s.watch(own, ev.push, ev.revoke);
+  await ev.until(() => ev.batches >= 1, SEMANTICS_MS, 'the initial listing');
+  const before = statSync(path);
+  // The store set the mtime from a whole millisecond; so does plant.
+  plant(d, formatIpv4Prefix(own.subnet), attrs('192.168.1.9'), Math.round(before.mtimeMs));
+  const after = statSync(path);
+  assert.deepEqual([after.ino, after.size, after.mtimeMs], [before.ino, before.size, before.mtimeMs]);
+  await ev.until(() => ev.revoked > 0, SEMANTICS_MS, 'onRevoked');
+});
+
 test('watch: our own lease taken over by another IP → onRevoked; stop() ends polling', async (t) => {
   const d = tempDir(t);
   const s = store(d);
