@@ -430,6 +430,11 @@ export class EtcdLeaseStore implements LeaseStore {
         clearTimeout(notCreated);
         if (watcher !== w) return;
         watcher = null;
+        // The same etcd3 flaw as above: after a cancellation its stream may
+        // never create the next watch (once seen: the watch after a
+        // compaction's re-list delivered nothing). The next watch gets a
+        // stream of its own.
+        watchNs = this.client.namespace('');
         // etcd3 reports a compaction as "Watcher canceled: " with no reason.
         const reason = msgOf(e).replace(/^Watcher canceled:\s*/, '');
         restart(`watch cancelled by etcd: ${reason || 'the watched revision was compacted'}`);
