@@ -27,7 +27,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Etcd3, type IKeyValue, type IOptions, type IWatchResponse, type Namespace, type Watcher } from 'etcd3';
+import { Etcd3, type IKeyValue, type IOptions, type IWatchResponse, type Watcher } from 'etcd3';
 import { WeftError, isWeftError } from '../errors.js';
 import { formatIpv4, formatIpv4Prefix, type Ipv4Prefix } from '../wire/ipv4-addr.js';
 import { chooseSubnet, isSubnetCompatible } from './allocate.js';
@@ -397,22 +397,22 @@ export class EtcdLeaseStore implements LeaseStore {
       emit(out);
     };
 
-    // Where watchers are made: etcd3 runs one watch stream per namespace object.
-    let watchNs: Namespace = this.client;
     const startWatcher = (fromRevision: string): void => {
-      const w = watchNs.watch().prefix(this.subnetsPrefix).startRevision(fromRevision).watcher();
+      // Every watch gets a stream of its own: etcd3 runs one per namespace
+      // object (and ends it with its last watcher). After a cancellation --
+      // a compaction, or a "created and cancelled at once" answer, which
+      // etcd3 matches to the first pending watcher of the stream -- a stream
+      // may never send another create request; the watch after a
+      // compaction's re-list was once seen to deliver nothing. A new watch
+      // happens only at start and after a re-list, so this costs little.
+      const w = this.client.namespace('').watch().prefix(this.subnetsPrefix).startRevision(fromRevision).watcher();
       watcher = w;
-      // etcd3 matches a "created and cancelled at once" answer (a watch from a
-      // compacted revision) to the first pending watcher of its stream, which
-      // need not be this one, and it then never sends that stream another
-      // create request. A watch that never gets going is treated as refused,
-      // so the re-list still happens, and the next watch gets a stream of
-      // its own.
+      // A watch that never gets going is treated as refused, so the re-list
+      // still happens.
       const notCreated = setTimeout(() => {
         if (watcher !== w || stopped) return;
         watcher = null;
         void w.cancel().catch(() => undefined);
-        watchNs = this.client.namespace('');
         restart(`the watch from revision ${fromRevision} was not established within ${WATCH_CREATE_TIMEOUT_MS} ms`);
       }, WATCH_CREATE_TIMEOUT_MS);
       notCreated.unref();
@@ -430,11 +430,6 @@ export class EtcdLeaseStore implements LeaseStore {
         clearTimeout(notCreated);
         if (watcher !== w) return;
         watcher = null;
-        // The same etcd3 flaw as above: after a cancellation its stream may
-        // never create the next watch (once seen: the watch after a
-        // compaction's re-list delivered nothing). The next watch gets a
-        // stream of its own.
-        watchNs = this.client.namespace('');
         // etcd3 reports a compaction as "Watcher canceled: " with no reason.
         const reason = msgOf(e).replace(/^Watcher canceled:\s*/, '');
         restart(`watch cancelled by etcd: ${reason || 'the watched revision was compacted'}`);
