@@ -9,10 +9,14 @@
  * bind time; each wait is one crossing in, poll(), the reads, one crossing
  * out.
  *
- * The context is an ArrayBuffer of IO_CTX_BYTES the caller allocates (the
- * addon links no allocator); ioBind writes the struct below into it and
- * sets the bound object as its property `bound`, which keeps every array it
- * points into alive as long as the context is. The slot offsets are checked
+ * ioBind returns the context as an external: a value JS can hold and pass
+ * back but not read or write. The struct below lives in an ArrayBuffer
+ * the addon makes and that no JS object refers to; the external's
+ * references keep it, and the object bound (so every array it points
+ * into), alive until the external is collected. So JS cannot reach the
+ * raw pointers the struct holds (it could when the context was an
+ * ArrayBuffer of the caller's). ioUnbind ends a context early: its uses
+ * throw from then on. The slot offsets are checked
  * and copied at bind time (later changes to the caller's arrays have no
  * effect) and the receive headers are built then too, so a wait after a
  * sleep touches only the slots it fills. ioSend's queue is read on every
@@ -65,6 +69,8 @@ typedef struct {
 
 typedef struct {
   uint64_t magic;
+  /* This struct's own ArrayBuffer, and the object bound (NULL once unbound). */
+  napi_ref mem, bound;
   io_bound b;
   /* The slot offsets as bound (checked then; later changes to the caller's
      arrays do not reach here), and the receive headers built once. */
@@ -101,19 +107,32 @@ static bool bind_int(napi_env env, napi_value obj, const char *name, int64_t min
   return prop(env, obj, name, &v) && arg_int(env, v, name, min, max, out);
 }
 
-/* The context ArrayBuffer in v, or NULL with a TypeError pending. */
-static io_ctx *ctx_of(napi_env env, napi_value v, bool bound) {
-  bool is_ab = false;
+/* The bound context behind the external v, or NULL with a TypeError pending. */
+static io_ctx *ctx_of(napi_env env, napi_value v) {
   void *data = NULL;
-  size_t len = 0;
-  if (napi_is_arraybuffer(env, v, &is_ab) != napi_ok) is_ab = false;
-  if (is_ab && napi_get_arraybuffer_info(env, v, &data, &len) != napi_ok) is_ab = false;
+  if (napi_get_value_external(env, v, &data) != napi_ok || data == NULL) {
+    throw_type(env, "ctx", "a context returned by ioBind");
+    return NULL;
+  }
   io_ctx *c = data;
-  if (!is_ab || len != sizeof *c || (bound && c->magic != IO_CTX_MAGIC)) {
-    throw_type(env, "ctx", bound ? "a context bound by ioBind" : "an ArrayBuffer of IO_CTX_BYTES");
+  if (c->magic != IO_CTX_MAGIC) {
+    throw_type(env, "ctx", "a context still bound (this one was ended by ioUnbind)");
     return NULL;
   }
   return c;
+}
+
+/* The external's finalizer: lets go of the object bound and of the struct. */
+static void ctx_finalize(napi_env env, void *data, void *hint) {
+  (void)hint;
+  io_ctx *c = data;
+  c->magic = 0;
+  if (c->bound != NULL) napi_delete_reference(env, c->bound);
+  c->bound = NULL;
+  napi_ref mem = c->mem;
+  c->mem = NULL;
+  /* Last: the struct lives in the buffer this reference keeps. */
+  if (mem != NULL) napi_delete_reference(env, mem);
 }
 
 /*
@@ -121,13 +140,18 @@ static io_ctx *ctx_of(napi_env env, napi_value v, bool bound) {
  *         udpSegs, udpAddrs, udpPorts, udpCap, max, gro, sendOffs, sendLens,
  *         sendSegs, sendAddrs, sendPorts, sendRes, sendMax, deliverOffs,
  *         deliverLens, deliverMax, mergeOff, mergeCap, mergeFlags,
- *         maxPktLen, deliverRes}, ctx)
+ *         maxPktLen, deliverRes}) -> ctx
  */
 static napi_value io_bind(napi_env env, napi_callback_info info) {
-  GET_ARGS(2);
+  GET_ARGS(1);
   napi_value o = argv[0];
-  io_ctx *c = ctx_of(env, argv[1], false);
-  if (c == NULL) return NULL;
+  bool is_obj = false;
+  napi_valuetype t;
+  if (napi_typeof(env, o, &t) == napi_ok) is_obj = t == napi_object;
+  if (!is_obj) {
+    throw_type(env, "io", "an object of the worker's fds, slab and slot arrays");
+    return NULL;
+  }
   io_bound b;
   int64_t tun_fd, udp_fd, tun_cap, udp_cap, max, send_max, deliver_max, merge_off, merge_cap, merge_flags,
       max_pkt;
@@ -181,12 +205,39 @@ static napi_value io_bind(napi_env env, napi_callback_info info) {
   if (!take_slots_cap(env, tun_offs, b.max, b.tun_cap, b.slab_len, tun_off) ||
       !take_slots_cap(env, udp_offs, b.max, b.udp_cap, b.slab_len, udp_off))
     return NULL;
-  NAPI_CALL(env, napi_set_named_property(env, argv[1], "bound", o));
+  /* The struct's memory: zeroed by V8, at least 16-byte aligned, never
+     moved, and reachable from JS only through the external made below. */
+  void *mem = NULL;
+  napi_value buf, ext;
+  NAPI_CALL(env, napi_create_arraybuffer(env, sizeof(io_ctx), &mem, &buf));
+  io_ctx *c = mem;
   c->b = b;
   memcpy(c->tun_off, tun_off, sizeof tun_off);
   memcpy(c->udp_off, udp_off, sizeof udp_off);
   udp_recv_set_init(&c->rx, b.slab, c->udp_off, b.udp_cap, b.max, b.gro);
+  NAPI_CALL(env, napi_create_reference(env, buf, 1, &c->mem));
+  if (napi_create_reference(env, o, 1, &c->bound) != napi_ok ||
+      napi_create_external(env, c, ctx_finalize, NULL, &ext) != napi_ok) {
+    ctx_finalize(env, c, NULL);
+    NAPI_CALL(env, napi_throw_error(env, NULL, "ioBind: could not make the context"));
+    return NULL;
+  }
   c->magic = IO_CTX_MAGIC;
+  return ext;
+}
+
+/*
+ * ioUnbind(ctx): ends the context now rather than when it is collected:
+ * it lets go of the object bound, and every later use of ctx throws.
+ */
+static napi_value io_unbind(napi_env env, napi_callback_info info) {
+  GET_ARGS(1);
+  io_ctx *c = ctx_of(env, argv[0]);
+  if (c == NULL) return NULL;
+  c->magic = 0;
+  napi_ref bound = c->bound;
+  c->bound = NULL;
+  NAPI_CALL(env, napi_delete_reference(env, bound));
   return NULL;
 }
 
@@ -198,7 +249,7 @@ static napi_value io_bind(napi_env env, napi_callback_info info) {
  */
 static napi_value io_wait(napi_env env, napi_callback_info info) {
   GET_ARGS(2);
-  io_ctx *c = ctx_of(env, argv[0], true);
+  io_ctx *c = ctx_of(env, argv[0]);
   int64_t timeout;
   if (c == NULL) return NULL;
   if (!arg_int(env, argv[1], "timeoutMs", -1, INT32_MAX, &timeout)) return NULL;
@@ -246,7 +297,7 @@ static napi_value io_wait(napi_env env, napi_callback_info info) {
  */
 static napi_value io_send(napi_env env, napi_callback_info info) {
   GET_ARGS(2);
-  io_ctx *c = ctx_of(env, argv[0], true);
+  io_ctx *c = ctx_of(env, argv[0]);
   if (c == NULL) return NULL;
   int64_t count;
   if (!arg_int(env, argv[1], "count", 0, c->b.send_max, &count)) return NULL;
@@ -266,7 +317,7 @@ static napi_value io_send(napi_env env, napi_callback_info info) {
  */
 static napi_value io_deliver(napi_env env, napi_callback_info info) {
   GET_ARGS(3);
-  io_ctx *c = ctx_of(env, argv[0], true);
+  io_ctx *c = ctx_of(env, argv[0]);
   if (c == NULL) return NULL;
   const io_bound *b = &c->b;
   int64_t count;
@@ -317,13 +368,13 @@ static napi_value io_deliver(napi_env env, napi_callback_info info) {
 bool io_wait_init(napi_env env, napi_value exports) {
   static const weft_fn fns[] = {
       {"ioBind", io_bind},
+      {"ioUnbind", io_unbind},
       {"ioWait", io_wait},
       {"ioSend", io_send},
       {"ioDeliver", io_deliver},
   };
   static const weft_const consts[] = {
       {"IO_WAIT_UDP_SHIFT", WAIT_UDP_SHIFT},
-      {"IO_CTX_BYTES", (int32_t)sizeof(io_ctx)},
   };
   return export_fns(env, exports, fns, COUNT_OF(fns)) &&
          export_consts(env, exports, consts, COUNT_OF(consts));

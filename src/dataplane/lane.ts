@@ -5,7 +5,7 @@
  * the same handlers dry (warmup.ts). See worker.ts for the two shapes
  * (plain and offload) of the path.
  */
-import { native } from '../native/index.js';
+import { native, type IoContext } from '../native/index.js';
 import type { RouteTableReader } from '../route-table/index.js';
 import { FlannelUdpPath } from '../encap/flannel-udp.js';
 import { VXLAN_ENCAP_LEN, VxlanPath } from '../encap/vxlan.js';
@@ -154,7 +154,7 @@ export interface Lane {
    */
   dryStep(got: number): void;
   /** The bound I/O context (ioBind) the worker waits on. */
-  readonly io: ArrayBuffer;
+  readonly io: IoContext;
 }
 
 export function makeLane(init: WorkerInit, slots: Slots): Lane {
@@ -188,14 +188,13 @@ export function makeLane(init: WorkerInit, slots: Slots): Lane {
   // inbound: accepted inner packets, plain IP, to be written (merged when vnet).
   const inbound = new PacketQueue(CALL_MAX);
   // The worker's waits, reads and sends go through this context (ioBind).
-  const io = new ArrayBuffer(native.IO_CTX_BYTES);
-  native.ioBind({
+  const io = native.ioBind({
     tunFd: init.tunFd, udpFd: init.udpFd, slab, tunOffs, tunLens, tunCap: cap, udpOffs, udpLens, udpSegs,
     udpAddrs, udpPorts, udpCap: cap, max: BATCH, gro, sendOffs: toPeer.offs, sendLens: toPeer.lens,
     sendSegs: toPeer.segs, sendAddrs: toPeer.addrs, sendPorts: toPeer.ports, sendRes, sendMax: toPeer.capacity,
     deliverOffs: inbound.offs, deliverLens: inbound.lens, deliverMax: inbound.capacity, deliverRes,
     mergeOff: mergeBase, mergeCap, mergeFlags: merge, maxPktLen: init.pathMtu,
-  }, io);
+  });
   // icmpToTun: our own ICMP errors, ready to write (with a zeroed vnet header when vnet).
   const icmpToTun = new PacketQueue(2 * BATCH);
   const be = init.backend;

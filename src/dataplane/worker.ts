@@ -78,6 +78,7 @@ async function run(init: WorkerInit): Promise<void> {
     }
     if (step(got)) break;
   }
+  native.ioUnbind(io);
   rt.release();
   warm.reader.release();
 }

@@ -99,14 +99,16 @@ export interface NativeBinding {
    */
   pollIn(fdA: number, fdB: number, timeoutMs: number): number;
   /**
-   * Fixes a worker's fds, slab and slot arrays for ioWait in `ctx`, an
-   * ArrayBuffer of IO_CTX_BYTES. The slot offsets are checked and copied
-   * now (changing tunOffs/udpOffs later has no effect) and the receive
-   * headers are built once. `ctx.bound` keeps the object, and so the
-   * arrays, alive. The buffer then holds raw pointers: nothing else may
-   * write to it.
+   * Fixes a worker's fds, slab and slot arrays for ioWait/ioSend/ioDeliver
+   * and returns the context they take. The slot offsets are checked and
+   * copied now (changing tunOffs/udpOffs later has no effect) and the
+   * receive headers are built once. The context is opaque (an external):
+   * the raw pointers behind it are out of JS's reach, and it keeps `io`,
+   * and so the arrays, alive until it is collected or unbound.
    */
-  ioBind(io: IoBinding, ctx: ArrayBuffer): void;
+  ioBind(io: IoBinding): IoContext;
+  /** Ends a context now: it lets go of the arrays, and later uses throw. */
+  ioUnbind(ctx: IoContext): void;
   /**
    * poll() on the bound TUN queue and socket, then reads what is ready in
    * the same call: as tunRead into tunOffs/tunLens, and as udpRecv (or
@@ -114,14 +116,14 @@ export interface NativeBinding {
    * Returns tunCount | udpCount << IO_WAIT_UDP_SHIFT; 0 on timeout, EINTR
    * or nothing read. Read errors throw as tunRead/udpRecv do.
    */
-  ioWait(ctx: ArrayBuffer, timeoutMs: number): number;
+  ioWait(ctx: IoContext, timeoutMs: number): number;
   /**
    * udpSendSeg on the bound socket, slab and send queue: messages
    * [0, count) of sendOffs/sendLens/sendSegs/sendAddrs/sendPorts, each
    * checked against the slab before anything is sent; sendRes gets
    * udpSendSeg's res. Returns the messages sent.
    */
-  ioSend(ctx: ArrayBuffer, count: number): number;
+  ioSend(ctx: IoContext, count: number): number;
   /**
    * The offload path's TUN write: vnetCoalesce of the bound deliver queue's
    * packets [0, count) (each checked against the slab and the merge area
@@ -131,12 +133,16 @@ export interface NativeBinding {
    * [written, refused] in merged packets; returns written. A fd-level write
    * error throws as tunWrite's.
    */
-  ioDeliver(ctx: ArrayBuffer, count: number, write: boolean): number;
+  ioDeliver(ctx: IoContext, count: number, write: boolean): number;
   /** Bit position of the datagram count in ioWait's result. */
   readonly IO_WAIT_UDP_SHIFT: number;
-  /** Size of an ioBind context. */
-  readonly IO_CTX_BYTES: number;
   close(fd: number): void;
+}
+
+/** What ioBind returns: held and passed back, never looked into. */
+declare const ioContextBrand: unique symbol;
+export interface IoContext {
+  readonly [ioContextBrand]: true;
 }
 
 /** ioBind's arguments: what a worker reads into, fixed for its lifetime. */
@@ -182,9 +188,9 @@ export interface IoBinding {
 
 const FUNCTIONS = [
   'tunOpen', 'tunName', 'tunRead', 'tunWrite', 'udpOpen', 'udpLocalPort', 'sockBufSizes',
-  'udpRecv', 'udpSend', 'pollIn', 'ioBind', 'ioWait', 'ioSend', 'ioDeliver', 'close',
+  'udpRecv', 'udpSend', 'pollIn', 'ioBind', 'ioUnbind', 'ioWait', 'ioSend', 'ioDeliver', 'close',
 ] as const;
-const CONSTANTS = ['MAX_BATCH', 'TUN_VNET_HDR', 'IO_WAIT_UDP_SHIFT', 'IO_CTX_BYTES'] as const;
+const CONSTANTS = ['MAX_BATCH', 'TUN_VNET_HDR', 'IO_WAIT_UDP_SHIFT'] as const;
 
 /** From dist/src/native/ (compiled) the addon is three levels up. */
 export function nativePath(): string {

@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import { writeFileSync } from 'node:fs';
-import { native } from '../../src/native/index.js';
+import { native, type IoContext } from '../../src/native/index.js';
 import { echoRequest, ip4, summarize, udpPacket, type Ipv4Summary } from './packets.js';
 
 const LO = ip4(127, 0, 0, 1);
@@ -288,8 +288,7 @@ function scenarioIoWait(): Record<string, unknown> {
     sendAddrs: new Uint32Array(4), sendPorts: new Uint32Array(4), sendRes: new Int32Array(3), sendMax: 4,
     ...noDeliver,
   };
-  const io = new ArrayBuffer(native.IO_CTX_BYTES);
-  native.ioBind(a, io);
+  const io = native.ioBind(a);
   const shift = native.IO_WAIT_UDP_SHIFT;
   let t0 = performance.now();
   out.timeout = native.ioWait(io, 120);
@@ -343,14 +342,25 @@ function scenarioIoWait(): Record<string, unknown> {
   out.sendTooMany = errInfo(() => native.ioSend(io, 5));
 
   // Bind-time checks name the problem.
-  const ctx = (): ArrayBuffer => new ArrayBuffer(native.IO_CTX_BYTES);
-  out.shortArray = errInfo(() => native.ioBind({ ...a, tunLens: new Uint32Array(max - 1) }, ctx()));
-  out.beyondSlab = errInfo(() => native.ioBind({ ...a, udpOffs: new Uint32Array(max).fill(slab.length - 10) }, ctx()));
-  out.notTyped = errInfo(() => native.ioBind({ ...a, slab: [] as unknown as Uint8Array }, ctx()));
-  out.badMax = errInfo(() => native.ioBind({ ...a, max: native.MAX_BATCH + 1 }, ctx()));
-  // A context never bound, or the wrong size, is refused.
-  out.unbound = errInfo(() => native.ioWait(ctx(), 0));
-  out.badCtx = errInfo(() => native.ioBind(a, new ArrayBuffer(8)));
+  out.shortArray = errInfo(() => native.ioBind({ ...a, tunLens: new Uint32Array(max - 1) }));
+  out.beyondSlab = errInfo(() => native.ioBind({ ...a, udpOffs: new Uint32Array(max).fill(slab.length - 10) }));
+  out.notTyped = errInfo(() => native.ioBind({ ...a, slab: [] as unknown as Uint8Array }));
+  out.badMax = errInfo(() => native.ioBind({ ...a, max: native.MAX_BATCH + 1 }));
+  out.notObject = errInfo(() => native.ioBind(7 as unknown as typeof a));
+  // Only a context ioBind made is taken: not a buffer shaped like the old
+  // ArrayBuffer contexts, not an object, not another external-less value.
+  const forged = (v: unknown): IoContext => v as IoContext;
+  out.bufferCtx = errInfo(() => native.ioWait(forged(new ArrayBuffer(65536)), 0));
+  out.objectCtx = errInfo(() => native.ioSend(forged({ bound: a }), 0));
+  out.numberCtx = errInfo(() => native.ioDeliver(forged(0), 0, false));
+  // The context shows JS nothing to read or write.
+  out.ctxShape = [typeof io, Object.getOwnPropertyNames(io).length, Object.getOwnPropertySymbols(io).length];
+  // A context ended by ioUnbind refuses every use, and a second unbind.
+  const ended = native.ioBind(a);
+  native.ioUnbind(ended);
+  out.unbound = errInfo(() => native.ioWait(ended, 0));
+  out.unboundSend = errInfo(() => native.ioSend(ended, 0));
+  out.unboundTwice = errInfo(() => native.ioUnbind(ended));
   // Offsets are copied when bound: changing the array afterwards (even to
   // an offset past the slab) does not move where the wait reads to.
   send(tun, [3], 4);
@@ -387,19 +397,18 @@ async function scenarioIoDeliver(): Promise<Record<string, unknown>> {
   const slab = new Uint8Array(16384);
   const mergeOff = 8192;
   const one = new Uint32Array(1);
-  const bind = (mergeFlags: number, mergeCap = 8192): { io: ArrayBuffer; offs: Uint32Array; lens: Uint32Array; res: Uint32Array } => {
+  const bind = (mergeFlags: number, mergeCap = 8192): { io: IoContext; offs: Uint32Array; lens: Uint32Array; res: Uint32Array } => {
     const offs = Uint32Array.from([0, 2048, 4096, 6144]);
     const lens = new Uint32Array(4);
     const res = new Uint32Array(2);
-    const io = new ArrayBuffer(native.IO_CTX_BYTES);
-    native.ioBind({
+    const io = native.ioBind({
       tunFd: fd, udpFd: udp, slab, tunOffs: one, tunLens: new Uint32Array(1), tunCap: 100, udpOffs: one,
       udpLens: new Uint32Array(1), udpSegs: new Uint32Array(1), udpAddrs: new Uint32Array(1),
       udpPorts: new Uint32Array(1), udpCap: 100, max: 1, gro: false, sendOffs: one, sendLens: new Uint32Array(1),
       sendSegs: new Uint32Array(1), sendAddrs: new Uint32Array(1), sendPorts: new Uint32Array(1),
       sendRes: new Int32Array(3), sendMax: 1, deliverOffs: offs, deliverLens: lens, deliverMax: 4, deliverRes: res,
       mergeOff, mergeCap, mergeFlags, maxPktLen: 1500,
-    }, io);
+    });
     return { io, offs, lens, res };
   };
   const datagram = (q: { lens: Uint32Array }, i: number, text: string): void => {
