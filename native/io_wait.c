@@ -325,17 +325,9 @@ static napi_value io_deliver(napi_env env, napi_callback_info info) {
   if (!arg_int(env, argv[1], "count", 0, b->deliver_max, &count) || !arg_bool(env, argv[2], "write", &write))
     return NULL;
   const uint32_t n = (uint32_t)count;
-  for (uint32_t i = 0; i < n; i++) {
-    const uint32_t o = b->in_offs[i], l = b->in_lens[i];
-    if (!slot_in_slab(env, i, o, l, b->slab_len)) return NULL;
-    if (l != 0 && b->merge_cap != 0 && o < (uint64_t)b->merge_off + b->merge_cap &&
-        b->merge_off < (uint64_t)o + l) {
-      throw_range(env, "a packet to deliver overlaps the merge area");
-      return NULL;
-    }
-    c->in_off[i] = o;
-    c->in_len[i] = l;
-  }
+  if (!take_merge_inputs(env, b->in_offs, b->in_lens, n, b->slab_len, b->merge_off, b->merge_cap,
+                         "the merge area", c->in_off, c->in_len))
+    return NULL;
   uint32_t done = 0, written = 0, refused = 0;
   while (done < n) {
     uint32_t used = 0;

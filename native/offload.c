@@ -30,6 +30,7 @@
 #include "offload.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <linux/if_tun.h>
 #include <linux/virtio_net.h>
 #include <string.h>
@@ -583,6 +584,21 @@ static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen) {
   return alen != 0 && blen != 0 && a < b + blen && b < a + alen;
 }
 
+bool take_merge_inputs(napi_env env, const uint32_t *offs, const uint32_t *lens, uint32_t n, size_t slab_len,
+                       uint64_t out_off, uint64_t out_cap, const char *area, uint32_t *dst_off,
+                       uint32_t *dst_len) {
+  if (!take_slots_len(env, offs, lens, n, slab_len, dst_off, dst_len)) return false;
+  for (uint32_t i = 0; i < n; i++) {
+    if (overlaps(dst_off[i], dst_len[i], out_off, out_cap)) {
+      char msg[96];
+      snprintf(msg, sizeof msg, "packet %u (offs[%u] + lens[%u]) overlaps %s", i, i, i, area);
+      throw_range(env, msg);
+      return false;
+    }
+  }
+  return true;
+}
+
 /* tunSetOffload(fd, flags): void — TUNSETOFFLOAD; EINVAL = flags the kernel lacks. */
 static napi_value tun_set_offload(napi_env env, napi_callback_info info) {
   GET_ARGS(2);
@@ -711,16 +727,9 @@ static napi_value vnet_coalesce_js(napi_env env, napi_callback_info info) {
   }
   if (!in_slab(env, "outOff + outCap", (uint64_t)out_off, (uint64_t)out_cap, slab_len))
     return NULL;
-  for (int64_t i = 0; i < n; i++) {
-    uint32_t o = offs[i], l = lens[i];
-    if (!in_slab(env, "offs[i] + lens[i]", o, l, slab_len)) return NULL;
-    if (overlaps(o, l, (uint64_t)out_off, (uint64_t)out_cap)) {
-      throw_range(env, "an input packet overlaps the output region");
-      return NULL;
-    }
-    tl_offs[i] = o;
-    tl_lens[i] = l;
-  }
+  if (!take_merge_inputs(env, offs, lens, (uint32_t)n, slab_len, (uint64_t)out_off, (uint64_t)out_cap,
+                         "the output region", tl_offs, tl_lens))
+    return NULL;
   uint32_t consumed = 0;
   uint32_t k = vnet_coalesce(slab, tl_offs, tl_lens, (uint32_t)n, slab + out_off, (size_t)out_cap,
                              (uint32_t)out_off, out_offs, out_lens, (uint32_t)max_out,

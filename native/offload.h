@@ -96,6 +96,17 @@ uint32_t vnet_coalesce(const uint8_t *slab, const uint32_t *offs, const uint32_t
  */
 uint32_t csum_complete(uint8_t *slab, const uint32_t *offs, const uint32_t *lens, uint32_t n);
 
+/*
+ * The input checks of a merge (vnetCoalesce, ioDeliver): packets
+ * [0, n) of offs/lens must lie in the slab and clear of the output region
+ * [out_off, out_off + out_cap), which `area` names in the error. Copies
+ * them to dst_off/dst_len, since the merge may write over the caller's
+ * arrays. False with a RangeError pending.
+ */
+bool take_merge_inputs(napi_env env, const uint32_t *offs, const uint32_t *lens, uint32_t n, size_t slab_len,
+                       uint64_t out_off, uint64_t out_cap, const char *area, uint32_t *dst_off,
+                       uint32_t *dst_len);
+
 /* Registers the exports; false with a pending exception on failure. */
 bool offload_init(napi_env env, napi_value exports);
 

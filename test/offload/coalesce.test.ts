@@ -260,7 +260,14 @@ test('argument errors: regions beyond the slab, input overlapping output', () =>
   const s = new Uint8Array(10_000);
   const offs = Uint32Array.of(0), lens = Uint32Array.of(100);
   const oo = new Uint32Array(4), ol = new Uint32Array(4), res = new Uint32Array(1);
-  assert.throws(() => vnetCoalesce(s, offs, lens, 1, 50, 1000, oo, ol, 4, 1, res), /overlaps/);
+  assert.throws(() => vnetCoalesce(s, offs, lens, 1, 50, 1000, oo, ol, 4, 1, res),
+    { code: 'ERR_OUT_OF_RANGE', message: /packet 0 \(offs\[0\] \+ lens\[0\]\) overlaps the output region/ });
+  // The packet at fault is named: here the second one.
+  const two = Uint32Array.of(0, 4950), twoLens = Uint32Array.of(100, 100);
+  assert.throws(() => vnetCoalesce(s, two, twoLens, 2, 5000, 1000, oo, ol, 4, 1, res),
+    { code: 'ERR_OUT_OF_RANGE', message: /packet 1 \(offs\[1\] \+ lens\[1\]\) overlaps the output region/ });
+  assert.throws(() => vnetCoalesce(s, two, Uint32Array.of(100, 9_000), 2, 0, 0, oo, ol, 4, 1, res),
+    { code: 'ERR_OUT_OF_RANGE', message: /offs\[1\] \+ lens\[1\] \(4950 \+ 9000\) is beyond the slab/ });
   assert.throws(() => vnetCoalesce(s, offs, lens, 1, 9_500, 1000, oo, ol, 4, 1, res),
     { code: 'ERR_OUT_OF_RANGE' });
   assert.throws(() => vnetCoalesce(s, offs, Uint32Array.of(20_000), 1, 5000, 1000, oo, ol, 4, 1, res),
