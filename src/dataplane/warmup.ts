@@ -180,8 +180,9 @@ function egressBatch(t: WarmTarget): number {
     t.tunLens[n++] = len + h;
   };
   const ip = (): number => t.tunOffs[n]! + h;
-  // A ping, a TCP segment, a TCP segment without a route (net-unreachable)
-  // and a ping with TTL 1 (time-exceeded where the backend is a routed hop).
+  // A ping (first: the keep-warm tick's packet, see makeTick), a TCP
+  // segment, a TCP segment without a route (net-unreachable) and a ping
+  // with TTL 1 (time-exceeded where the backend is a routed hop).
   slot(writeEcho(t.slab, ip(), 8, WARM_LOCAL_POD, WARM_PEER_POD, 64, 1, 56), GSO_NONE, false, 0);
   slot(writeTcp(t.slab, ip(), WARM_LOCAL_POD, WARM_PEER_POD, 1000, 1400, true, t.vnet), GSO_NONE, t.vnet, 0);
   slot(writeTcp(t.slab, ip(), WARM_LOCAL_POD, WARM_NOWHERE, 1000, 64, true, false), GSO_NONE, false, 0);
@@ -212,6 +213,7 @@ function ingressBatch(t: WarmTarget): number {
     return at + pre;
   };
   const mss = 1400;
+  // The ping's reply first: the keep-warm tick's packet (see makeTick).
   add(pre + writeEcho(t.slab, inner(t.udpOffs[n]!), 0, WARM_PEER_POD, WARM_LOCAL_POD, 64, 1, 56), 0);
   // Eight adjacent segments of one flow as separate datagrams, then as one GRO run.
   for (let k = 0; k < 8; k++) {
@@ -279,22 +281,21 @@ export interface TickTarget extends WarmTarget {
  * areas (the slots are free between turns) and allocates nothing.
  */
 export function makeTick(t: TickTarget): () => void {
-  const h = t.vnet ? VIRTIO_NET_HDR_LEN : 0;
+  // The warm-up batches' first packets are exactly these: built by the
+  // same builders, kept from slot 0 of each.
   const tunAt = t.tunOffs[0]!;
   const udpAt = t.udpOffs[0]!;
-  if (h > 0) new VirtioNetHdr().reset(t.slab, tunAt).zero();
-  const egressLen = h + writeEcho(t.slab, tunAt + h, 8, WARM_LOCAL_POD, WARM_PEER_POD, 64, 1, 56);
-  const egress = t.slab.slice(tunAt, tunAt + egressLen);
-  const pre = t.vni >= 0 ? writeVxlanPrefix(t.slab, udpAt, t.vni, t.localMac, WARM_PEER_MAC) : 0;
-  const ingressLen = pre + writeEcho(t.slab, udpAt + pre, 0, WARM_PEER_POD, WARM_LOCAL_POD, 64, 1, 56);
-  const ingress = t.slab.slice(udpAt, udpAt + ingressLen);
+  egressBatch(t);
+  const egress = t.slab.slice(tunAt, tunAt + t.tunLens[0]!);
+  ingressBatch(t);
+  const ingress = t.slab.slice(udpAt, udpAt + t.udpLens[0]!);
   const udpGot = 1 << native.IO_WAIT_UDP_SHIFT;
   return () => {
     t.slab.set(egress, tunAt);
-    t.tunLens[0] = egressLen;
+    t.tunLens[0] = egress.length;
     t.dryStep(1);
     t.slab.set(ingress, udpAt);
-    t.udpLens[0] = ingressLen;
+    t.udpLens[0] = ingress.length;
     t.udpSegs[0] = 0;
     t.udpAddrs[0] = WARM_PEER_ADDR;
     t.udpPorts[0] = t.port;
