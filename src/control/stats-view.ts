@@ -4,7 +4,7 @@
  * increments, which is fine for monotonic counters.
  */
 import { DROP_REASON_COUNT, DROP_REASON_NAMES } from '../wire/drop-reason.js';
-import { PEER, STAT, STAT_NAMES, WORKER_STRIDE, type StatsLayout } from '../dataplane/layout.js';
+import { PEER, STAT, SUMMED_STATS, WORKER_STRIDE, type StatsLayout } from '../dataplane/layout.js';
 
 export interface PeerCounters { txPackets: number; txBytes: number; rxPackets: number; rxBytes: number }
 
@@ -20,17 +20,15 @@ export function snapshotStats(buf: SharedArrayBuffer, layout: StatsLayout): Stat
   const drops: Record<string, number> = {};
   const perWorker: Record<string, number>[] = [];
   for (let r = 1; r < DROP_REASON_COUNT; r++) drops[DROP_REASON_NAMES[r]!] = 0;
-  STAT_NAMES.forEach((n) => { totals[n] = 0; });
+  for (const [n] of SUMMED_STATS) totals[n] = 0;
   for (let w = 0; w < layout.workers; w++) {
     const base = w * WORKER_STRIDE;
     const mine: Record<string, number> = {};
-    STAT_NAMES.forEach((n, i) => {
-      mine[n] = s[base + i]!;
-      totals[n]! += s[base + i]!;
-    });
+    for (const [n, slot] of SUMMED_STATS) {
+      mine[n] = s[base + slot]!;
+      totals[n]! += s[base + slot]!;
+    }
     mine.restarts = s[base + STAT.RESTARTS]!;
-    mine.keep_warm_turns = s[base + STAT.KEEP_WARM_TURNS]!;
-    totals.keep_warm_turns = (totals.keep_warm_turns ?? 0) + mine.keep_warm_turns;
     let dropped = 0;
     for (let r = 1; r < DROP_REASON_COUNT; r++) {
       const v = s[base + STAT.DROPS + r]!;

@@ -55,11 +55,18 @@ export const STAT = {
   KEEP_WARM_TURNS: 13,
   DROPS: 16,
 } as const;
-export const STAT_NAMES = [
-  'tun_rx_packets', 'tun_rx_bytes', 'udp_tx_packets', 'udp_tx_bytes',
-  'udp_rx_packets', 'udp_rx_bytes', 'tun_tx_packets', 'tun_tx_bytes',
-  'icmp_sent', 'tun_read_batches', 'udp_recv_batches',
-] as const;
+/**
+ * The counters summed over workers into `weft status` totals and
+ * /metrics, by name and slot (HEARTBEAT and RESTARTS are per worker only).
+ */
+export const SUMMED_STATS: readonly (readonly [name: string, slot: number])[] = [
+  ['tun_rx_packets', STAT.TUN_RX_PKTS], ['tun_rx_bytes', STAT.TUN_RX_BYTES],
+  ['udp_tx_packets', STAT.UDP_TX_PKTS], ['udp_tx_bytes', STAT.UDP_TX_BYTES],
+  ['udp_rx_packets', STAT.UDP_RX_PKTS], ['udp_rx_bytes', STAT.UDP_RX_BYTES],
+  ['tun_tx_packets', STAT.TUN_TX_PKTS], ['tun_tx_bytes', STAT.TUN_TX_BYTES],
+  ['icmp_sent', STAT.ICMP_SENT], ['tun_read_batches', STAT.TUN_READ_BATCHES],
+  ['udp_recv_batches', STAT.UDP_RECV_BATCHES], ['keep_warm_turns', STAT.KEEP_WARM_TURNS],
+];
 export const WORKER_STRIDE = STAT.DROPS + 32;
 if (DROP_REASON_COUNT > 32) throw new Error('WORKER_STRIDE too small for the drop reasons');
 
