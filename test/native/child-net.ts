@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import { writeFileSync } from 'node:fs';
 import { native, type IoContext } from '../../src/native/index.js';
+import { testBinding } from './io-binding.js';
 import { echoRequest, ip4, summarize, udpPacket, type Ipv4Summary } from './packets.js';
 
 const LO = ip4(127, 0, 0, 1);
@@ -259,12 +260,6 @@ function scenarioPoll(): Record<string, unknown> {
   return out;
 }
 
-/** ioBind's deliver queue when the scenario does not deliver: no merge area. */
-const noDeliver = {
-  deliverOffs: new Uint32Array(1), deliverLens: new Uint32Array(1), deliverMax: 1, deliverRes: new Uint32Array(2),
-  mergeOff: 0, mergeCap: 0, mergeFlags: 0, maxPktLen: 0,
-};
-
 /**
  * ioBind/ioWait with two loopback sockets standing in for the TUN queue and
  * the UDP socket (tun_read_run is plain read(), which a datagram socket
@@ -278,16 +273,8 @@ function scenarioIoWait(): Record<string, unknown> {
   const max = 8;
   const cap = 100;
   const slab = new Uint8Array(2 * max * 128);
-  const tunOffs = Uint32Array.from({ length: max }, (_, i) => i * 128);
-  const udpOffs = Uint32Array.from({ length: max }, (_, i) => (max + i) * 128);
-  const a = {
-    tunFd: tun, udpFd: udp, slab, tunOffs, tunLens: new Uint32Array(max), tunCap: cap, udpOffs,
-    udpLens: new Uint32Array(max), udpSegs: new Uint32Array(max), udpAddrs: new Uint32Array(max),
-    udpPorts: new Uint32Array(max), udpCap: cap, max, gro: false,
-    sendOffs: new Uint32Array(4), sendLens: new Uint32Array(4), sendSegs: new Uint32Array(4),
-    sendAddrs: new Uint32Array(4), sendPorts: new Uint32Array(4), sendRes: new Int32Array(3), sendMax: 4,
-    ...noDeliver,
-  };
+  const a = testBinding(tun, udp, slab, max, cap);
+  const { tunOffs, udpOffs } = a;
   const io = native.ioBind(a);
   const shift = native.IO_WAIT_UDP_SHIFT;
   let t0 = performance.now();
@@ -396,19 +383,13 @@ async function scenarioIoDeliver(): Promise<Record<string, unknown>> {
   // Four input slots of 2 KB, then an 8 KB merge area.
   const slab = new Uint8Array(16384);
   const mergeOff = 8192;
-  const one = new Uint32Array(1);
   const bind = (mergeFlags: number, mergeCap = 8192): { io: IoContext; offs: Uint32Array; lens: Uint32Array; res: Uint32Array } => {
     const offs = Uint32Array.from([0, 2048, 4096, 6144]);
     const lens = new Uint32Array(4);
     const res = new Uint32Array(2);
-    const io = native.ioBind({
-      tunFd: fd, udpFd: udp, slab, tunOffs: one, tunLens: new Uint32Array(1), tunCap: 100, udpOffs: one,
-      udpLens: new Uint32Array(1), udpSegs: new Uint32Array(1), udpAddrs: new Uint32Array(1),
-      udpPorts: new Uint32Array(1), udpCap: 100, max: 1, gro: false, sendOffs: one, sendLens: new Uint32Array(1),
-      sendSegs: new Uint32Array(1), sendAddrs: new Uint32Array(1), sendPorts: new Uint32Array(1),
-      sendRes: new Int32Array(3), sendMax: 1, deliverOffs: offs, deliverLens: lens, deliverMax: 4, deliverRes: res,
-      mergeOff, mergeCap, mergeFlags, maxPktLen: 1500,
-    });
+    const io = native.ioBind(testBinding(fd, udp, slab, 1, 100, {
+      deliverOffs: offs, deliverLens: lens, deliverMax: 4, deliverRes: res, mergeOff, mergeCap, mergeFlags, maxPktLen: 1500,
+    }));
     return { io, offs, lens, res };
   };
   const datagram = (q: { lens: Uint32Array }, i: number, text: string): void => {
