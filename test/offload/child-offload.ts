@@ -17,6 +17,12 @@ import { ACK, SYN, buildPacket, pattern, rd16, rd32, verifyPacket } from './pack
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const LOCAL = 0xa9fefa01, PEER = 0xa9fefa02;
+/** The split's maxPktLen, and the MSS our SYN-ACK announces so that a
+ * full segment (40 bytes of headers, no options) is exactly that long: a
+ * lone segment the kernel sends without GSO (a retransmission, a
+ * cwnd-limited send) must fit too, as the pod MTU sees to in the daemon. */
+const MAX_PKT = 1400;
+const MSS = MAX_PKT - 40;
 
 async function tso(): Promise<Record<string, unknown>> {
   const fd = native.tunOpen('wto0', 1, native.TUN_VNET_HDR)[0]!;
@@ -34,6 +40,8 @@ async function tso(): Promise<Record<string, unknown>> {
     const reasm = new Uint8Array(TOTAL);
     let isn = -1, sport = 0, contiguous = 0, reads = 0, gsoReads = 0, maxGso = 0, maxRead = 0,
       segments = 0, bad = 0, splitErr = 0, stride = 0;
+    // [reason, read length, gso type] of each read the split refused, for the failure message.
+    const refused: number[][] = [];
     const send = (p: Uint8Array): void => {
       const b = new Uint8Array(10 + p.length);
       b.set(p, 10);
@@ -55,22 +63,26 @@ async function tso(): Promise<Record<string, unknown>> {
         isn = rd32(p, 24);
         sport = rd16(p, 20);
         send(buildPacket({ ...peer, dport: sport, seq: 5000, ack: isn + 1, flags: SYN | ACK,
-          window: 65535, opts: Uint8Array.of(2, 4, 0x05, 0x78), payload: new Uint8Array(0) }));
+          window: 65535, opts: Uint8Array.of(2, 4, MSS >> 8, MSS & 0xff), payload: new Uint8Array(0) }));
         continue;
       }
       reads++;
       maxRead = Math.max(maxRead, lens[0]!);
       const gsoType = slab[1]!, gsoSize = slab[4]! | (slab[5]! << 8);
       if (gsoType === GSO_TCPV4 && gsoSize > 0) { gsoReads++; maxGso = Math.max(maxGso, gsoSize); }
-      const r = vnetSplit(slab, 0, lens[0]!, 70_000, VNET_SPLIT_OUT_MAX, 1400, res);
-      if (r !== 0) { splitErr++; continue; }
+      const r = vnetSplit(slab, 0, lens[0]!, 70_000, VNET_SPLIT_OUT_MAX, MAX_PKT, res);
+      if (r !== 0) {
+        splitErr++;
+        refused.push([r, lens[0]!, gsoType]);
+        continue;
+      }
       stride = Math.max(stride, res[1]!);
       let o = 70_000;
       for (let i = 0; i < res[0]!; i++) {
         const len = i + 1 < res[0]! ? res[1]! : res[2]!;
         segments++;
         const v = verifyPacket(slab, o, len);
-        if (!v.ipOk || !v.l4Ok || len > 1400) bad++;
+        if (!v.ipOk || !v.l4Ok || len > MAX_PKT) bad++;
         const s = slab.subarray(o, o + len);
         const hl = 20 + (s[32]! >> 4) * 4;
         const at = (rd32(s, 24) - isn - 1) >>> 0;
@@ -85,7 +97,7 @@ async function tso(): Promise<Record<string, unknown>> {
     let same = true;
     for (let i = 0; i < contiguous; i++) if (reasm[i] !== data[i]) { same = false; break; }
     Object.assign(out, { handshake: isn >= 0, reads, gsoReads, maxGso, maxRead, segments, bad,
-      splitErr, stride, contiguous, same });
+      splitErr, refused, stride, contiguous, same });
   } finally {
     native.close(fd);
   }
