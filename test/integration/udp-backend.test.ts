@@ -55,6 +55,19 @@ for (const mode of MODES) describe(`udp backend, two hosts, ${mode.name}`, { ski
     assert.ok(s.totals.udp_tx_packets! >= 5 && s.totals.tun_tx_packets! >= 5, JSON.stringify(s.totals));
   });
 
+  test('sized for bursts: flannel0 queues 10 000 packets, each worker socket has 8 MiB buffers', async () => {
+    for (const n of nodes) {
+      const link = JSON.parse((await tb.run(n.host.ns, ['ip', '-j', 'link', 'show', 'dev', 'flannel0'])).stdout) as
+        { txqlen: number }[];
+      assert.equal(link[0]!.txqlen, 10_000, `${n.host.ns}: flannel0 txqueuelen`);
+      // One socket per worker on 8285; the kernel reports twice the
+      // requested size (its bookkeeping overhead), so 8 MiB shows as 16 MiB.
+      const ss = (await tb.run(n.host.ns, ['ss', '-u', '-a', '-n', '-m', 'sport = :8285'])).stdout;
+      const mem = [...ss.matchAll(/skmem:\(r\d+,rb(\d+),t\d+,tb(\d+)/g)].map((m) => [Number(m[1]), Number(m[2])]);
+      assert.deepEqual(mem, [[16 << 20, 16 << 20], [16 << 20, 16 << 20]], `${n.host.ns}: ss says\n${ss}`);
+    }
+  });
+
   test('weft top --once shows the peer with a non-zero packet rate during a ping', async () => {
     const pinging = ping(tb, pair.podA.ns, pair.podB.ip, { count: 30, intervalS: 0.05 });
     const r = await tb.run(nodes[0]!.host.ns, [process.execPath, WEFT_BIN, 'top', '--once', '--interval=0.5',
