@@ -29,6 +29,15 @@ export interface PingSample {
   medianMs: number | null;
 }
 
+/** Pings sent each as soon as the last reply came (ping -i 0), and what the daemons spent on them. */
+export interface PingBackToBack {
+  sent: number;
+  received: number;
+  medianMs: number | null;
+  /** CPU time of the tunnel daemons' threads per reply received, µs (null without a daemon). */
+  daemonCpuUsPerRtt: number | null;
+}
+
 export interface Sample {
   variant: string;
   round: number;
@@ -41,6 +50,7 @@ export interface Sample {
   /** Things that went wrong but were recovered from (e.g. a restarted iperf3 server). */
   notes: string[];
   ping: PingSample | null;
+  pingB2b: PingBackToBack | null;
   tcp1: TcpSample | null;
   tcp4: TcpSample | null;
   udp64: UdpSample | null;
@@ -65,6 +75,8 @@ export const FIGURES: readonly Figure[] = [
   { key: 'udp64Kpps', label: 'UDP 64 B kpps rcvd', better: 'higher', digits: 1, get: (s) => (s.udp64 ? s.udp64.pps / 1000 : null) },
   { key: 'udp64Loss', label: 'UDP 64 B loss %', better: 'lower', digits: 1, get: (s) => s.udp64?.lossPercent ?? null },
   { key: 'rttMs', label: 'ping RTT median ms', better: 'lower', digits: 3, get: (s) => s.ping?.medianMs ?? null },
+  { key: 'rttB2bMs', label: 'ping back-to-back RTT median ms', better: 'lower', digits: 3, get: (s) => s.pingB2b?.medianMs ?? null },
+  { key: 'cpuUsPerRtt', label: 'daemon CPU µs per round trip', better: 'lower', digits: 1, get: (s) => s.pingB2b?.daemonCpuUsPerRtt ?? null },
   { key: 'cpuSecPerGB', label: 'daemon CPU s/GB', better: 'lower', digits: 2, get: (s) => s.cpu?.secondsPerGB ?? null },
   { key: 'rssMB', label: 'daemon peak RSS MB', better: 'lower', digits: 1, get: (s) => s.rss?.peakMB ?? null },
 ];

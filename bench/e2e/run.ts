@@ -15,7 +15,7 @@ import { copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promis
 import { cpus, release, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Testbed, ensureTools, iperf3Client, iperf3Server, ping, waitReachable, type Iperf3Result, type ToolSpec } from '../../src/testbed/index.js';
-import { cpuSecondsAll, peakRssKb } from './proc.js';
+import { cpuNanosAll, cpuSecondsAll, peakRssKb } from './proc.js';
 import { evaluateTargets, FIGURES, markdown, median, summarize, svgChart, weftOffloads, type ReportMeta, type Sample, type TcpSample, type UdpSample } from './report.js';
 import { KERNEL_REFERENCE, USERSPACE_PEERS, VARIANTS, type Variant, type VariantSetup } from './variants.js';
 
@@ -42,6 +42,11 @@ const BASE_TOOLS: ToolSpec[] = [
 
 const PING_COUNT = 50;
 const PING_INTERVAL_S = 0.01;
+// Back to back: each ping leaves when the last reply arrives (-i 0; one
+// in flight), so every pass finds the path warm and the RTT is what each
+// hop costs, not what a wake after a pause costs. Bounded by ping's own
+// deadline (2 s) as well as the count.
+const PING_B2B_COUNT = 2000;
 const UDP_PAYLOAD = 64;
 const REACH_TIMEOUT_MS = 15_000;
 
@@ -161,7 +166,7 @@ async function copyLogs(from: string, to: string): Promise<void> {
 async function runRound(tb: Testbed, v: Variant, round: number, seconds: number, work: string, out: string): Promise<Sample> {
   const s: Sample = {
     variant: v.name, round, startedAt: new Date().toISOString(), setupMs: null, mtu: null,
-    error: null, errors: [], notes: [], ping: null, tcp1: null, tcp4: null, udp64: null, cpu: null, rss: null, extra: null,
+    error: null, errors: [], notes: [], ping: null, pingB2b: null, tcp1: null, tcp4: null, udp64: null, cpu: null, rss: null, extra: null,
   };
   const fail = (what: string, e: unknown): void => {
     s.errors.push(`${what}: ${message(e)}`);
@@ -193,6 +198,16 @@ async function runRound(tb: Testbed, v: Variant, round: number, seconds: number,
       s.ping = { sent: p.sent, received: p.received, rttMs: p.rttMs, medianMs: median(p.rttMs) };
     } catch (e) {
       fail('ping', e);
+    }
+    try {
+      const c0 = cpuNanosAll(setup.daemons);
+      const p = await ping(tb, pa.ns, pb.ip, { count: PING_B2B_COUNT, intervalS: 0 });
+      const c1 = cpuNanosAll(setup.daemons);
+      const cpuUs = setup.daemons.length > 0 && c0 !== null && c1 !== null && p.received > 0
+        ? (c1 - c0) / 1e3 / p.received : null;
+      s.pingB2b = { sent: p.sent, received: p.received, medianMs: median(p.rttMs), daemonCpuUsPerRtt: cpuUs };
+    } catch (e) {
+      fail('ping back to back', e);
     }
     // The server logs to the round's directory (copied to logs/) so a
     // server that dies between tests can be diagnosed; a dead one is
@@ -262,7 +277,7 @@ function progress(s: Sample, total: number): string {
   if (s.tcp1 === null && s.tcp4 === null && s.udp64 === null && s.error !== null) return `${head} FAILED: ${s.error.split('\n')[0]}`;
   const n = (x: number | null | undefined, d: number): string => (x === null || x === undefined ? '—' : x.toFixed(d));
   return `${head} tcp1 ${n(s.tcp1?.gbps, 2)} Gbit/s, tcp4 ${n(s.tcp4?.gbps, 2)} Gbit/s, udp64 ${n(s.udp64 ? s.udp64.pps / 1000 : null, 1)} kpps, ` +
-    `rtt ${n(s.ping?.medianMs, 3)} ms, cpu ${n(s.cpu?.secondsPerGB, 2)} s/GB${s.error !== null ? ` (error: ${s.error.split('\n')[0]})` : ''}`;
+    `rtt ${n(s.ping?.medianMs, 3)} ms, b2b ${n(s.pingB2b?.medianMs, 3)} ms ${n(s.pingB2b?.daemonCpuUsPerRtt, 1)} µs cpu, cpu ${n(s.cpu?.secondsPerGB, 2)} s/GB${s.error !== null ? ` (error: ${s.error.split('\n')[0]})` : ''}`;
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
@@ -319,6 +334,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     topology: 'two host netns joined by a veth underlay (MTU 1500), one pod netns per host behind a veth with MTU = overlay MTU; fresh namespaces per variant per round',
     tests: {
       ping: `${PING_COUNT} pings at ${PING_INTERVAL_S * 1000} ms, median RTT`,
+      pingB2b: `${PING_B2B_COUNT} pings back to back (ping -i 0, one in flight), median RTT; the daemons' CPU time over them (per-thread schedstat) per reply`,
       tcp1: `iperf3 -t ${opts.seconds}`,
       tcp4: `iperf3 -t ${opts.seconds} -P 4`,
       udp64: `iperf3 -u -b 0 -l ${UDP_PAYLOAD} -t ${opts.seconds}`,

@@ -70,14 +70,19 @@ test('e2e bench --quick: JSON, table and chart written; traffic moved for every 
       assert.equal(ping.sent, 50);
       assert.ok((ping.received as number) > 0, `${v}: ping replies`);
       assert.equal((ping.rttMs as number[]).length, ping.received);
+      const b2b = s.pingB2b as Obj;
+      assert.ok((b2b.received as number) > 0 && (b2b.received as number) <= (b2b.sent as number), `${v}: back-to-back replies`);
+      assert.ok((b2b.medianMs as number) > 0, `${v}: back-to-back median`);
       assert.ok(typeof s.mtu === 'number');
       const cpu = s.cpu as Obj;
       assert.ok((cpu.bytesMoved as number) > 0);
       if (v === 'host-gw') {
         assert.equal(cpu.secondsPerGB, null, 'no daemon for host-gw');
+        assert.equal(b2b.daemonCpuUsPerRtt, null, 'no daemon CPU per round trip for host-gw');
       } else {
         assert.equal(typeof cpu.secondsPerGB, 'number', `${v}: daemon CPU per GB`);
         assert.ok(((s.rss as Obj).peakMB as number) > 0, `${v}: daemon peak RSS`);
+        assert.ok((b2b.daemonCpuUsPerRtt as number) > 0, `${v}: daemon CPU per round trip`);
       }
     }
     const summary = result.summary as Record<string, Record<string, Obj | null>>;
