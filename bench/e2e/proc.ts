@@ -98,27 +98,22 @@ export function cpuNanos(pid: number): number | null {
   return Number.isFinite(sum) ? sum : null;
 }
 
-/** cpuNanos summed over pids; null if any is gone. */
-export function cpuNanosAll(pids: readonly number[]): number | null {
+/** `of` summed over pids; null if any is gone (a dead daemon makes the figure meaningless). */
+function sumOver(pids: readonly number[], of: (pid: number) => number | null): number | null {
   let sum = 0;
   for (const p of pids) {
-    const n = cpuNanos(p);
-    if (n === null) return null;
-    sum += n;
+    const x = of(p);
+    if (x === null) return null;
+    sum += x;
   }
   return sum;
 }
 
-/** Sum over pids; null if any is gone (a dead daemon makes the figure meaningless). */
-export function cpuSecondsAll(pids: readonly number[]): number | null {
-  let sum = 0;
-  for (const p of pids) {
-    const s = cpuSeconds(p);
-    if (s === null) return null;
-    sum += s;
-  }
-  return sum;
-}
+/** cpuNanos summed over pids; null if any is gone. */
+export const cpuNanosAll = (pids: readonly number[]): number | null => sumOver(pids, cpuNanos);
+
+/** cpuSeconds summed over pids; null if any is gone. */
+export const cpuSecondsAll = (pids: readonly number[]): number | null => sumOver(pids, cpuSeconds);
 
 /** VmHWM (peak resident set) in kB; null when pid is gone. */
 export function peakRssKb(pid: number): number | null {
