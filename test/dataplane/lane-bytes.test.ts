@@ -22,6 +22,7 @@ import { closeUdp, openUdp, udpPort } from '../../src/conn/udp.js';
 import { native } from '../../src/native/index.js';
 import { RouteTableReader, RouteTableWriter } from '../../src/route-table/index.js';
 import { ipv4HeaderChecksum } from '../../src/wire/checksum.js';
+import { VIRTIO_NET_HDR_LEN } from '../../src/offload/vnet.js';
 
 const LOOPBACK = 0x7f000001;
 const LOCAL_NET = 0x0af40100; // 10.244.1.0/24
@@ -32,7 +33,6 @@ const LOCAL_MAC = [0x02, 0x42, 0x0a, 0xf4, 0x01, 0x00];
 const PEER_MAC = [0x02, 0x42, 0x0a, 0xf4, 0x02, 0x00];
 const VNI = 0x123456;
 const MAX_PEERS = 4;
-const VNET_HDR = 10;
 
 /** `p` with its TTL one lower and the header checksum computed afresh. */
 function hop(p: Uint8Array): Uint8Array {
@@ -92,12 +92,14 @@ for (const [kind, vnet] of CASES) {
       const reader = new RouteTableReader(writer.buffer, 0);
       lane.use(reader, stats, new Int32Array(init.control), false);
       const shift = native.IO_WAIT_UDP_SHIFT;
+      // With IFF_VNET_HDR every TUN read and write starts with a
+      // virtio_net_hdr; all zero is a whole packet, checksums done.
+      const onTun = (p: Uint8Array): Uint8Array =>
+        (vnet ? Uint8Array.from([...new Uint8Array(VIRTIO_NET_HDR_LEN), ...p]) : p);
 
       // Pod A pings pod B: one packet read from the TUN, one datagram out.
       const ping = echo(8, POD_A, POD_B);
-      // With IFF_VNET_HDR every TUN read and write starts with a
-      // virtio_net_hdr; all zero is a whole packet, checksums done.
-      writeSync(tunFd, vnet ? Uint8Array.from([...new Uint8Array(VNET_HDR), ...ping]) : ping);
+      writeSync(tunFd, onTun(ping));
       const got = native.ioWait(lane.io, 1000);
       assert.equal(got, 1, 'one TUN packet read, no datagram');
       assert.equal(lane.step(got), false);
@@ -118,8 +120,7 @@ for (const [kind, vnet] of CASES) {
       assert.equal(lane.step(in2), false);
       const back = new Uint8Array(2048);
       const n = readSync(tunFd, back);
-      const inner = kind === 'udp' ? hop(reply) : reply;
-      assert.deepEqual(back.subarray(0, n), vnet ? Uint8Array.from([...new Uint8Array(VNET_HDR), ...inner]) : inner);
+      assert.deepEqual(back.subarray(0, n), onTun(kind === 'udp' ? hop(reply) : reply));
       assert.equal(stats[STAT.TUN_TX_PKTS], 1);
       assert.equal(stats[STAT.UDP_TX_PKTS], 1);
       // And the turn obeys stop.
