@@ -27,6 +27,12 @@ export interface PingSample {
   received: number;
   rttMs: number[];
   medianMs: number | null;
+  /**
+   * CPU time of the tunnel daemons' threads over the ping's wall time, % of
+   * one core (null without a daemon): what a daemon spends to stay ready
+   * for sparse traffic (weft's keep-warm ticks are most of it).
+   */
+  daemonCpuPct: number | null;
 }
 
 /** Pings sent each as soon as the last reply came (ping -i 0), and what the daemons spent on them. */
@@ -75,6 +81,7 @@ export const FIGURES: readonly Figure[] = [
   { key: 'udp64Kpps', label: 'UDP 64 B kpps rcvd', better: 'higher', digits: 1, get: (s) => (s.udp64 ? s.udp64.pps / 1000 : null) },
   { key: 'udp64Loss', label: 'UDP 64 B loss %', better: 'lower', digits: 1, get: (s) => s.udp64?.lossPercent ?? null },
   { key: 'rttMs', label: 'ping RTT median ms', better: 'lower', digits: 3, get: (s) => s.ping?.medianMs ?? null },
+  { key: 'pingCpuPct', label: 'daemon CPU % of a core, 10 ms ping', better: 'lower', digits: 1, get: (s) => s.ping?.daemonCpuPct ?? null },
   { key: 'rttB2bMs', label: 'ping back-to-back RTT median ms', better: 'lower', digits: 3, get: (s) => s.pingB2b?.medianMs ?? null },
   { key: 'cpuUsPerRtt', label: 'daemon CPU µs per round trip', better: 'lower', digits: 1, get: (s) => s.pingB2b?.daemonCpuUsPerRtt ?? null },
   { key: 'cpuSecPerGB', label: 'daemon CPU s/GB', better: 'lower', digits: 2, get: (s) => s.cpu?.secondsPerGB ?? null },

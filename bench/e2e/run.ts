@@ -194,8 +194,13 @@ async function runRound(tb: Testbed, v: Variant, round: number, seconds: number,
       return s;
     }
     try {
+      const c0 = cpuNanosAll(setup.daemons);
+      const w0 = performance.now();
       const p = await ping(tb, pa.ns, pb.ip, { count: PING_COUNT, intervalS: PING_INTERVAL_S });
-      s.ping = { sent: p.sent, received: p.received, rttMs: p.rttMs, medianMs: median(p.rttMs) };
+      const wallNs = (performance.now() - w0) * 1e6;
+      const c1 = cpuNanosAll(setup.daemons);
+      const cpuPct = setup.daemons.length > 0 && c0 !== null && c1 !== null ? (c1 - c0) / wallNs * 100 : null;
+      s.ping = { sent: p.sent, received: p.received, rttMs: p.rttMs, medianMs: median(p.rttMs), daemonCpuPct: cpuPct };
     } catch (e) {
       fail('ping', e);
     }
@@ -333,7 +338,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     variants: opts.variants.map((v) => ({ name: v.name, description: v.description })),
     topology: 'two host netns joined by a veth underlay (MTU 1500), one pod netns per host behind a veth with MTU = overlay MTU; fresh namespaces per variant per round',
     tests: {
-      ping: `${PING_COUNT} pings at ${PING_INTERVAL_S * 1000} ms, median RTT`,
+      ping: `${PING_COUNT} pings at ${PING_INTERVAL_S * 1000} ms, median RTT; the daemons' CPU time over them (per-thread schedstat) as % of one core`,
       pingB2b: `${PING_B2B_COUNT} pings back to back (ping -i 0, one in flight), median RTT; the daemons' CPU time over them (per-thread schedstat) per reply`,
       tcp1: `iperf3 -t ${opts.seconds}`,
       tcp4: `iperf3 -t ${opts.seconds} -P 4`,

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { needsRoot } from '../helpers/root.js';
@@ -79,10 +79,13 @@ test('e2e bench --quick: JSON, table and chart written; traffic moved for every 
       if (v === 'host-gw') {
         assert.equal(cpu.secondsPerGB, null, 'no daemon for host-gw');
         assert.equal(b2b.daemonCpuUsPerRtt, null, 'no daemon CPU per round trip for host-gw');
+        assert.equal(ping.daemonCpuPct, null, 'no daemon CPU during the ping for host-gw');
       } else {
         assert.equal(typeof cpu.secondsPerGB, 'number', `${v}: daemon CPU per GB`);
         assert.ok(((s.rss as Obj).peakMB as number) > 0, `${v}: daemon peak RSS`);
         assert.ok((b2b.daemonCpuUsPerRtt as number) > 0, `${v}: daemon CPU per round trip`);
+        const pct = ping.daemonCpuPct as number;
+        assert.ok(pct > 0 && pct <= 100 * availableParallelism(), `${v}: daemon CPU during the 10 ms ping, % of a core: ${pct}`);
       }
     }
     const summary = result.summary as Record<string, Record<string, Obj | null>>;
