@@ -29,8 +29,9 @@ export interface PingSample {
   medianMs: number | null;
   /**
    * CPU time of the tunnel daemons' threads over the ping's wall time, % of
-   * one core (null without a daemon): what a daemon spends to stay ready
-   * for sparse traffic (weft's keep-warm ticks are most of it).
+   * one core (null without a daemon): what a daemon spends on sparse
+   * traffic, including what it spends to stay ready for it (for weft about
+   * half is its keep-warm ticks; see docs/configuration.md#keep-warm).
    */
   daemonCpuPct: number | null;
 }
