@@ -163,6 +163,20 @@ async function copyLogs(from: string, to: string): Promise<void> {
   for (const n of names) await copyFile(join(from, n), join(to, n)).catch(() => {});
 }
 
+/**
+ * Runs `work` and returns what it gave, the daemons' thread CPU time over
+ * it (per-thread schedstat; null without a daemon or when one is gone) and
+ * its wall time, both in ns.
+ */
+async function withDaemonCpu<T>(daemons: readonly number[], work: () => Promise<T>): Promise<{ value: T; cpuNs: number | null; wallNs: number }> {
+  const c0 = cpuNanosAll(daemons);
+  const w0 = performance.now();
+  const value = await work();
+  const wallNs = (performance.now() - w0) * 1e6;
+  const c1 = cpuNanosAll(daemons);
+  return { value, cpuNs: daemons.length > 0 && c0 !== null && c1 !== null ? c1 - c0 : null, wallNs };
+}
+
 async function runRound(tb: Testbed, v: Variant, round: number, seconds: number, work: string, out: string): Promise<Sample> {
   const s: Sample = {
     variant: v.name, round, startedAt: new Date().toISOString(), setupMs: null, mtu: null,
@@ -194,23 +208,18 @@ async function runRound(tb: Testbed, v: Variant, round: number, seconds: number,
       return s;
     }
     try {
-      const c0 = cpuNanosAll(setup.daemons);
-      const w0 = performance.now();
-      const p = await ping(tb, pa.ns, pb.ip, { count: PING_COUNT, intervalS: PING_INTERVAL_S });
-      const wallNs = (performance.now() - w0) * 1e6;
-      const c1 = cpuNanosAll(setup.daemons);
-      const cpuPct = setup.daemons.length > 0 && c0 !== null && c1 !== null ? (c1 - c0) / wallNs * 100 : null;
-      s.ping = { sent: p.sent, received: p.received, rttMs: p.rttMs, medianMs: median(p.rttMs), daemonCpuPct: cpuPct };
+      const { value: p, cpuNs, wallNs } = await withDaemonCpu(setup.daemons,
+        () => ping(tb, pa.ns, pb.ip, { count: PING_COUNT, intervalS: PING_INTERVAL_S }));
+      s.ping = { sent: p.sent, received: p.received, rttMs: p.rttMs, medianMs: median(p.rttMs),
+        daemonCpuPct: cpuNs === null ? null : cpuNs / wallNs * 100 };
     } catch (e) {
       fail('ping', e);
     }
     try {
-      const c0 = cpuNanosAll(setup.daemons);
-      const p = await ping(tb, pa.ns, pb.ip, { count: PING_B2B_COUNT, intervalS: 0 });
-      const c1 = cpuNanosAll(setup.daemons);
-      const cpuUs = setup.daemons.length > 0 && c0 !== null && c1 !== null && p.received > 0
-        ? (c1 - c0) / 1e3 / p.received : null;
-      s.pingB2b = { sent: p.sent, received: p.received, medianMs: median(p.rttMs), daemonCpuUsPerRtt: cpuUs };
+      const { value: p, cpuNs } = await withDaemonCpu(setup.daemons,
+        () => ping(tb, pa.ns, pb.ip, { count: PING_B2B_COUNT, intervalS: 0 }));
+      s.pingB2b = { sent: p.sent, received: p.received, medianMs: median(p.rttMs),
+        daemonCpuUsPerRtt: cpuNs !== null && p.received > 0 ? cpuNs / 1e3 / p.received : null };
     } catch (e) {
       fail('ping back to back', e);
     }
