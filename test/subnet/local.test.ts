@@ -326,13 +326,19 @@ async function race(dir: string, n: number, opts: { conf?: object; previous?: (i
           for (const w of waiters.splice(0)) w();
         }
       });
-      const exited = new Promise<void>((resolve) => k.on('exit', () => resolve()));
+      // 'close', not 'exit': 'exit' can come before the last stdout data
+      // has been read, and a child killed by a signal has no exit code.
+      let closed = false;
+      const exited = new Promise<void>((resolve) => k.on('close', () => {
+        closed = true;
+        resolve();
+      }));
       return {
         async line(idx: number): Promise<string> {
           while (out.length <= idx) {
+            if (closed) throw new Error(`child ended (${String(k.exitCode ?? k.signalCode)}) before line ${idx}`);
             const more = new Promise<void>((r) => waiters.push(r));
             await Promise.race([more, exited]);
-            if (out.length <= idx && k.exitCode !== null) throw new Error(`child exited with ${k.exitCode} before line ${idx}`);
           }
           return out[idx] as string;
         },
