@@ -28,14 +28,22 @@ export function checkInnerIpv4(ip: Ipv4Header, buf: Uint8Array, off: number, len
 /**
  * Whether an inner packet (header checked by checkInnerIpv4) that arrived
  * from underlay address `src` may go into our TUN: header checksum good,
- * `src` a known peer, the inner source inside that peer's subnet, the
- * destination inside ours. Returns the peer slot (≥ 0) or −reason.
+ * `src` a known peer, the inner source inside that peer's subnet or the
+ * peer's PublicIP itself, the destination inside ours. Returns the peer
+ * slot (≥ 0) or −reason.
  */
 export function acceptFromPeer(ip: Ipv4Header, rt: RouteTableReader, src: number): number {
   if (!ip.verifyChecksum()) return -DropReason.BAD_CHECKSUM;
-  if (rt.peerByAddr(src) < 0) return -DropReason.UNKNOWN_PEER;
-  const peer = rt.lookup(ip.src);
-  if (peer < 0 || rt.peerAddr[peer] !== src) return -DropReason.SPOOFED_SOURCE;
+  const from = rt.peerByAddr(src);
+  if (from < 0) return -DropReason.UNKNOWN_PEER;
+  const inner = ip.src;
+  let peer = from;
+  // A process on the peer host bound to its node address (ping -I <node IP>,
+  // host-network pods) sends from the PublicIP, which is no pod address.
+  if (inner !== src) {
+    peer = rt.lookup(inner);
+    if (peer < 0 || rt.peerAddr[peer] !== src) return -DropReason.SPOOFED_SOURCE;
+  }
   if (!rt.isLocal(ip.dst)) return -DropReason.NOT_FOR_US;
   return peer;
 }

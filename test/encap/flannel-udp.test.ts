@@ -153,6 +153,24 @@ test('ingress: unknown peer, spoofed inner source, foreign destination, bad chec
   assert.equal(toTun.count, 0);
 });
 
+test('ingress: inner source = the peer\'s own PublicIP (ping -I <node IP> on the peer host) is accepted', async () => {
+  const { w, rt, buf, path, toTun, out, slot, stats } = await setup();
+  const OTHER_IP = parseIpv4('192.168.100.3');
+  w.upsertPeer('10.244.3.0/24', { addr: OTHER_IP, port: 8285, subnet: parseIpv4('10.244.3.0'), prefixLen: 24 });
+  await w.commit();
+  rt.refresh();
+  let len = packet(buf, 0, { src: PEER_IP, dst: POD_A });
+  assert.equal(path.ingress(buf, 0, len, 65536, PEER_IP, 8285, toTun, out), slot, 'counted to the sending peer');
+  assert.equal(toTun.count, 1);
+  // Another node's address, or any address outside the peer's subnet, is still spoofed.
+  for (const src of [OTHER_IP, parseIpv4('192.168.100.77'), parseIpv4('10.244.3.2')]) {
+    len = packet(buf, 0, { src, dst: POD_A });
+    assert.equal(path.ingress(buf, 0, len, 65536, PEER_IP, 8285, toTun, out), -1);
+  }
+  assert.equal(drops(stats, DropReason.SPOOFED_SOURCE), 3);
+  assert.equal(toTun.count, 1);
+});
+
 test('ingress: TTL 1 → time-exceeded sent back to the peer', async () => {
   const { buf, path, toTun, out, stats } = await setup();
   const len = packet(buf, 0, { src: POD_B, dst: POD_A, ttl: 1 });

@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
-import { ping } from '../../src/testbed/index.js';
+import { parsePing, ping } from '../../src/testbed/index.js';
 import { weftStatus, WEFT_BIN } from '../../src/testbed/weft-node.js';
 import { controlRequest } from '../../src/control/control-server.js';
 import { rootSkip } from '../helpers/root.js';
@@ -53,6 +53,15 @@ for (const mode of MODES) describe(`udp backend, two hosts, ${mode.name}`, { ski
     assert.equal(ba.received, 5, ba.output);
     const s = await status(0);
     assert.ok(s.totals.udp_tx_packets! >= 5 && s.totals.tun_tx_packets! >= 5, JSON.stringify(s.totals));
+  });
+
+  test('a process on the peer host bound to its node address reaches a pod (inner source = the peer\'s PublicIP)', async () => {
+    const hostB = nodes[1]!.host;
+    const before = (await status(0)).drops.spoofed_source ?? 0;
+    const r = await tb.exec(hostB.ns, ['ping', '-n', '-c', '3', '-i', '0.05', '-W', '1', '-w', '3', '-I', hostB.underlayIp, pair.podA.ip],
+      { timeoutMs: 10_000 });
+    assert.equal(parsePing(r.stdout).received, 3, r.stdout + r.stderr);
+    assert.equal((await status(0)).drops.spoofed_source ?? 0, before, 'nothing dropped as spoofed');
   });
 
   test('sized for bursts: flannel0 queues 10 000 packets, each worker socket has 8 MiB buffers', async () => {
