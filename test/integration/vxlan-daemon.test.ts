@@ -12,14 +12,14 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, rm, unlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Testbed, twoHosts, attachPod, ping, waitReachable, type Host, type Pod } from '../../src/testbed/index.js';
+import { Testbed, twoHosts, attachPod, waitReachable, type Host, type Pod } from '../../src/testbed/index.js';
 import { attachWeftPod, startWeftNode, weftStatus, type WeftNode } from '../../src/testbed/weft-node.js';
 import { rootSkip } from '../helpers/root.js';
+import { pingBoth, sleep, stopNode, tcpTransfer, within } from '../helpers/traffic.js';
 import {
   addFlannelPeer, createFlannelVxlanDevice, expectedFlannelEntries, flannelVxlanLeaseJson, kernelEntries, leaseOf,
   readLeases, removeLeaseFile, setTxChecksum, vxlanLink, writeLeaseFile, type FlannelLease, type KernelEntries,
@@ -46,23 +46,8 @@ function netConf(mode: Mode, port: number): string {
   return `{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","Mode":"${mode}","Port":${port},"VNI":${VNI}}}\n`;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 async function status(tb: Testbed, n: WeftNode): Promise<Status> {
   return (await weftStatus(tb, n)) as unknown as Status;
-}
-
-/** SIGTERM to this one daemon (SIGKILL after 5 s) and wait until it is gone. */
-async function stopNode(n: WeftNode): Promise<void> {
-  const p: ChildProcess = n.proc;
-  if (p.exitCode !== null || p.signalCode !== null) return;
-  const gone = new Promise<void>((r) => p.once('exit', () => r()));
-  p.kill('SIGTERM');
-  const t = setTimeout(() => p.kill('SIGKILL'), 5000);
-  await gone;
-  clearTimeout(t);
-  // The next start must not take the old subnet.env for its readiness.
-  await unlink(n.subnetFile).catch(() => {});
 }
 
 /** The weft lease file holds exactly flannel's vxlan lease value. */
@@ -70,46 +55,6 @@ function assertFlannelLease(l: FlannelLease, publicIp: string): void {
   assert.match(l.vtepMac, VTEP_MAC_RE, l.text);
   assert.equal((parseInt(l.vtepMac.slice(0, 2), 16) & 0x03), 0x02, `VtepMAC locally administered unicast: ${l.text}`);
   assert.equal(l.text, flannelVxlanLeaseJson(publicIp, VNI, l.vtepMac));
-}
-
-let tcpPort = 7300;
-
-/** `bytes` (16 MiB) of random bytes from → to over TCP; SHA-256 equal on both ends. */
-async function tcpTransfer(tb: Testbed, from: Pod, to: Pod, what: string, bytes = TRANSFER_BYTES, timeoutMs = 30_000): Promise<void> {
-  const script = here('./tcp-sha.js');
-  const port = String(tcpPort++);
-  const server = tb.spawn(to.ns, [process.execPath, script, 'server', port], { pipe: true });
-  let out = '';
-  server.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; });
-  const ready = Date.now() + 5000;
-  while (!out.includes('listening') && Date.now() < ready) await sleep(20);
-  assert.ok(out.includes('listening'), `${what}: tcp-sha server did not start`);
-  const c = await tb.run(from.ns, [process.execPath, script, 'client', to.ip, port, String(bytes)], { timeoutMs });
-  const sent = JSON.parse(c.stdout) as { bytes: number; sha256: string };
-  const end = Date.now() + 10_000;
-  while (out.split('\n').length < 3 && Date.now() < end) await sleep(20);
-  const line = out.split('\n')[1];
-  assert.ok(line, `${what}: the server printed no result: ${out}`);
-  const got = JSON.parse(line) as { bytes: number; sha256: string };
-  assert.equal(got.bytes, bytes, what);
-  assert.equal(got.sha256, sent.sha256, what);
-}
-
-async function pingBoth(tb: Testbed, a: Pod, b: Pod, what: string): Promise<void> {
-  const ab = await ping(tb, a.ns, b.ip, { count: 4, intervalS: 0.05 });
-  const ba = await ping(tb, b.ns, a.ip, { count: 4, intervalS: 0.05 });
-  assert.equal(ab.received, 4, `${what} ${a.ip}→${b.ip}: ${ab.output}`);
-  assert.equal(ba.received, 4, `${what} ${b.ip}→${a.ip}: ${ba.output}`);
-}
-
-/** Polls `probe` every 50 ms until it returns true; the elapsed ms, or throws after `ms` with `explain()`. */
-async function within(ms: number, probe: () => Promise<boolean>, explain: () => Promise<string>): Promise<number> {
-  const t0 = Date.now();
-  for (;;) {
-    if (await probe()) return Date.now() - t0;
-    if (Date.now() - t0 > ms) throw new Error(`not within ${ms} ms: ${await explain()}`);
-    await sleep(50);
-  }
 }
 
 describe('vxlan: weft userspace node ↔ flanneld-style kernel node', { skip: rootSkip(), timeout: 120_000 }, () => {
