@@ -389,10 +389,15 @@ export async function readNetConf(path: string): Promise<NetConf> {
     }
     throw new WeftError('ECONFIG', `cannot read network config ${path} (--net-config-path): ${(e as Error).message}`, { cause: e });
   }
+  return parseNetConfFrom(text, path);
+}
+
+/** parseNetConf with errors naming `source`, where the text was read (a file, or "etcd key …"). */
+export function parseNetConfFrom(text: string, source: string): NetConf {
   try {
     return parseNetConf(text);
   } catch (e) {
-    if (e instanceof WeftError) throw new WeftError(e.code, `${path}: ${e.message}`, { cause: e });
+    if (e instanceof WeftError) throw new WeftError(e.code, `${source}: ${e.message}`, { cause: e });
     throw e;
   }
 }

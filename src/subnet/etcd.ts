@@ -31,7 +31,9 @@ import { Etcd3, type IKeyValue, type IOptions, type IWatchResponse, type Watcher
 import { WeftError, isWeftError } from '../errors.js';
 import { formatIpv4, formatIpv4Prefix, type Ipv4Prefix } from '../wire/ipv4-addr.js';
 import { chooseSubnet, isSubnetCompatible } from './allocate.js';
-import { decodeLeaseAttrs, encodeLeaseAttrs, parseSubnetKey, subnetKey, type Lease, type LeaseAttrs } from './lease.js';
+import {
+  decodeLeaseAttrs, encodeLeaseAttrs, LeaseDecoder, parseSubnetKey, subnetKey, type Lease, type LeaseAttrs,
+} from './lease.js';
 import type { AcquireOptions, LeaseNetConf, LeaseStore, PeerEvent } from './store.js';
 
 export const DEFAULT_ETCD_PREFIX = '/coreos.com/network';
@@ -152,6 +154,7 @@ export class EtcdLeaseStore implements LeaseStore {
   readonly endpoints: readonly string[];
   readonly prefix: string;
   readonly configKey: string;
+  readonly configSource: string;
   /** `<prefix>/subnets/` — every lease key starts with it. */
   readonly subnetsPrefix: string;
   readonly ttlSeconds: number;
@@ -160,6 +163,7 @@ export class EtcdLeaseStore implements LeaseStore {
   private readonly random: () => number;
   private readonly connectTimeoutMs: number;
   private readonly log: (msg: string) => void;
+  private readonly decoder: LeaseDecoder;
   private readonly beforeWatch: ((fromRevision: string) => Promise<void>) | undefined;
   private readonly stops = new Set<() => Promise<void>>();
 
@@ -179,11 +183,13 @@ export class EtcdLeaseStore implements LeaseStore {
     this.endpoints = endpoints;
     this.prefix = (opts.prefix ?? DEFAULT_ETCD_PREFIX).replace(/\/+$/, '');
     this.configKey = `${this.prefix}/config`;
+    this.configSource = `etcd key ${this.configKey}`;
     this.subnetsPrefix = `${this.prefix}/subnets/`;
     this.ttlSeconds = opts.ttlSeconds ?? DEFAULT_ETCD_TTL_SECONDS;
     this.random = opts.random ?? Math.random;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULT_ETCD_CONNECT_TIMEOUT_MS;
     this.log = opts.log ?? (() => undefined);
+    this.decoder = new LeaseDecoder(this.log);
     this.beforeWatch = opts.beforeWatch;
 
     const o: IOptions = {
@@ -379,7 +385,7 @@ export class EtcdLeaseStore implements LeaseStore {
         if (subnet === null) continue;
         const old = known.get(key);
         const text = ev.type === 'Put' ? ev.kv.value.toString() : '';
-        const attrs = ev.type === 'Put' ? tryDecode(text) : null;
+        const attrs = ev.type === 'Put' ? this.decoder.decode(key, text) : null;
         if (attrs === null) {
           // Deleted, expired, or overwritten with something that is not a lease.
           if (old !== undefined) {
@@ -533,7 +539,7 @@ export class EtcdLeaseStore implements LeaseStore {
   private entryOf(kv: IKeyValue, subnet: Ipv4Prefix): Entry {
     const key = kv.key.toString();
     const text = kv.value.toString();
-    return { key, subnet, canonical: key === this.keyOf(subnet), kv, text, attrs: tryDecode(text) };
+    return { key, subnet, canonical: key === this.keyOf(subnet), kv, text, attrs: this.decoder.decode(key, text) };
   }
 
   /** Every lease key under <prefix>/subnets/ and the revision of the listing. */

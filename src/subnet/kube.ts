@@ -307,6 +307,7 @@ interface PeerEntry {
 export class KubeLeaseStore implements LeaseStore {
   readonly nodeName: string;
   readonly netConfPath: string;
+  readonly configSource: string;
   readonly annotations: KubeAnnotations;
   readonly eventQueueDepth: number;
   readonly resyncMs: number;
@@ -333,6 +334,7 @@ export class KubeLeaseStore implements LeaseStore {
     if (opts.nodeName === '') throw new WeftError('ENODENAME', `empty node name: ${NODE_NAME_ENV_HELP}`);
     this.nodeName = opts.nodeName;
     this.netConfPath = opts.netConfPath;
+    this.configSource = opts.netConfPath;
     this.annotations = kubeAnnotations(opts.annotationPrefix);
     this.eventQueueDepth = opts.eventQueueDepth !== undefined && opts.eventQueueDepth > 0 ? opts.eventQueueDepth : DEFAULT_EVENT_QUEUE_DEPTH;
     this.resyncMs = opts.resyncMs ?? DEFAULT_RESYNC_MS;
@@ -384,7 +386,7 @@ export class KubeLeaseStore implements LeaseStore {
       const extra = any.length > 0 ? ` (it has ${any.join(', ')}, but no valid IPv4 one)` : '';
       throw new WeftError(
         'ENOPODCIDR',
-        `node ${this.nodeName} has no podCIDR${extra}: start kube-controller-manager with --allocate-node-cidrs=true --cluster-cidr=${net}, or kubeadm init --pod-network-cidr=${net}`,
+        `node ${JSON.stringify(this.nodeName)} pod cidr not assigned${extra}: start kube-controller-manager with --allocate-node-cidrs=true --cluster-cidr=${net}, or kubeadm init --pod-network-cidr=${net}`,
       );
     }
     // flanneld's containsCIDR: the Network's prefix is no longer and holds the podCIDR's address.
@@ -509,7 +511,9 @@ export class KubeLeaseStore implements LeaseStore {
       try {
         attrs.backendData = JSON.parse(bd) as unknown;
       } catch {
-        return null; // not a lease anyone can route to
+        // Kept as text, as flanneld keeps the raw annotation: a backend that
+        // needs the data says what is wrong with it; host-gw does not read it.
+        attrs.backendData = bd;
       }
     }
     // flanneld's handleUpdateLeaseEvent compares exactly these three texts.

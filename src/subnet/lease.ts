@@ -138,3 +138,28 @@ export function decodeLeaseAttrs(text: string): LeaseAttrs {
   if (hasV6Data) out.backendV6Data = backendV6Data;
   return out;
 }
+
+/**
+ * Decodes peer lease values for a store's listing and watch, warning once
+ * per key and value about one that is not a flannel lease (it is then
+ * skipped: nobody can route to it).
+ */
+export class LeaseDecoder {
+  private readonly reported = new Map<string, string>();
+
+  constructor(private readonly log: (msg: string) => void) {}
+
+  decode(key: string, text: string): LeaseAttrs | null {
+    try {
+      const attrs = decodeLeaseAttrs(text);
+      this.reported.delete(key);
+      return attrs;
+    } catch (e) {
+      if (this.reported.get(key) !== text) {
+        this.reported.set(key, text);
+        this.log(`warning: ignoring lease ${key}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      return null;
+    }
+  }
+}

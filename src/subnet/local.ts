@@ -38,7 +38,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { WeftError } from '../errors.js';
 import { formatIpv4, formatIpv4Prefix, type Ipv4Prefix } from '../wire/ipv4-addr.js';
 import { chooseSubnet, isSubnetCompatible } from './allocate.js';
-import { decodeLeaseAttrs, encodeLeaseAttrs, parseSubnetKey, subnetKey, type Lease, type LeaseAttrs } from './lease.js';
+import { decodeLeaseAttrs, encodeLeaseAttrs, LeaseDecoder, parseSubnetKey, subnetKey, type Lease, type LeaseAttrs } from './lease.js';
 import type { AcquireOptions, LeaseNetConf, LeaseStore, PeerEvent } from './store.js';
 
 export const DEFAULT_LEASE_DIR = '/var/lib/weft/leases';
@@ -72,6 +72,8 @@ export interface LocalLeaseStoreOptions {
   pollMs?: number;
   /** [0, 1) source for the subnet pick; default Math.random. */
   random?: () => number;
+  /** Warnings about lease files that are not flannel leases. */
+  log?: (msg: string) => void;
 }
 
 /** One lease file as read from the directory. */
@@ -105,6 +107,8 @@ function revoked(p: Ipv4Prefix, why: string): WeftError {
 export class LocalLeaseStore implements LeaseStore {
   readonly dir: string;
   readonly netConfPath: string;
+  readonly configSource: string;
+  private readonly decoder: LeaseDecoder;
   readonly ttlMs: number;
   readonly pollMs: number;
   private readonly random: () => number;
@@ -113,6 +117,8 @@ export class LocalLeaseStore implements LeaseStore {
   constructor(opts: LocalLeaseStoreOptions) {
     this.dir = opts.dir;
     this.netConfPath = opts.netConfPath;
+    this.configSource = opts.netConfPath;
+    this.decoder = new LeaseDecoder(opts.log ?? (() => undefined));
     this.ttlMs = opts.ttlMs ?? DEFAULT_LEASE_TTL_MS;
     this.pollMs = opts.pollMs ?? DEFAULT_LEASE_POLL_MS;
     this.random = opts.random ?? Math.random;
@@ -295,7 +301,7 @@ export class LocalLeaseStore implements LeaseStore {
     try {
       const st = await fh.stat();
       const text = await fh.readFile('utf8');
-      return { name, subnet, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, text, attrs: tryDecode(text) };
+      return { name, subnet, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, text, attrs: this.decoder.decode(join(this.dir, name), text) };
     } finally {
       await fh.close();
     }

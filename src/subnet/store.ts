@@ -24,6 +24,8 @@ export interface AcquireOptions {
 }
 
 export interface LeaseStore {
+  /** Where getNetworkConfig reads, for messages: a file path, or "etcd key <prefix>/config". */
+  readonly configSource: string;
   /** The net-conf JSON text (local: read from a file; etcd: <prefix>/config). */
   getNetworkConfig(): Promise<string>;
   /**

@@ -198,7 +198,7 @@ test('acquire: a node without podCIDR → ENOPODCIDR naming the node and both fi
   env.api.addNode({ name: 'node-a' });
   await assert.rejects(env.store().acquire(CONF, { attrs: UDP, previous: null }), (e: unknown) => {
     assert.ok(isWeftError(e, 'ENOPODCIDR'), String(e));
-    assert.match(e.message, /node node-a has no podCIDR/);
+    assert.match(e.message, /^node "node-a" pod cidr not assigned: /, "flanneld's words first");
     assert.match(e.message, /kube-controller-manager with --allocate-node-cidrs=true --cluster-cidr=10\.244\.0\.0\/16/);
     assert.match(e.message, /kubeadm init --pod-network-cidr=10\.244\.0\.0\/16/);
     return true;
@@ -332,6 +332,17 @@ test('watch: first batch lists flannel peers (not us, not unmanaged); added/chan
     ['removed', '10.244.3.0-24', '192.168.1.3'],
   ]);
   assert.ok(!ev.all.some((e) => subnetKey(e.lease.subnet) === '10.244.1.0-24'), 'never our own node');
+});
+
+test('watch: backend-data that is not JSON is passed on as its text, for the backend to judge (flanneld keeps it raw)', T, async (t) => {
+  const env = await setup(t);
+  env.api.addNode({
+    name: 'node-b', podCIDR: '10.244.2.0/24',
+    annotations: flannelAnn('192.168.1.2', { [`${P}/backend-type`]: 'vxlan', [`${P}/backend-data`]: '{"VNI":1,"VtepMAC":' }),
+  });
+  const { ev } = await watching(env);
+  assert.deepEqual(ev.show(), [['added', '10.244.2.0-24', '192.168.1.2']]);
+  assert.equal(ev.all[0]!.lease.attrs.backendData, '{"VNI":1,"VtepMAC":');
 });
 
 test('watch: an empty cluster still delivers one (empty) first batch; a moved podCIDR is removed + added', T, async (t) => {

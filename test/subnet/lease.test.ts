@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeLeaseAttrs, encodeLeaseAttrs, parseSubnetKey, subnetKey, type LeaseAttrs } from '../../src/subnet/lease.js';
+import { decodeLeaseAttrs, encodeLeaseAttrs, LeaseDecoder, parseSubnetKey, subnetKey, type LeaseAttrs } from '../../src/subnet/lease.js';
 import { isWeftError } from '../../src/errors.js';
 import { parseIpv4, parseIpv4Prefix } from '../../src/wire/ipv4-addr.js';
 
@@ -102,4 +102,28 @@ test('parseSubnetKey: rejects what is not a key', () => {
   for (const k of ['', 'config', '10.244.1.0/24', '10.244.1.0-33', '10.244.1.1-24', '10.244.1-24', '.tmp-10.244.1.0-24', '10.244.1.0-24x', '256.0.0.0-8']) {
     assert.equal(parseSubnetKey(k), null, k);
   }
+});
+
+test('LeaseDecoder: a value that is not a flannel lease is skipped with one warning per key and value', () => {
+  const logs: string[] = [];
+  const d = new LeaseDecoder((m) => logs.push(m));
+  const good = '{"PublicIP":"192.168.50.1","PublicIPv6":null,"BackendType":"host-gw"}';
+  assert.deepEqual(d.decode('/p/subnets/10.244.1.0-24', good), { publicIp: parseIpv4('192.168.50.1'), publicIpv6: null, backendType: 'host-gw' });
+  assert.equal(d.decode('/p/subnets/10.244.2.0-24', '{"PublicIP":"192.168.50.2",'), null);
+  assert.equal(d.decode('/p/subnets/10.244.2.0-24', '{"PublicIP":"192.168.50.2",'), null);
+  assert.equal(logs.length, 1, 'the same bad value again is not logged again');
+  assert.match(logs[0]!, /^warning: ignoring lease \/p\/subnets\/10\.244\.2\.0-24: lease value .* is not a flannel lease: invalid JSON/);
+  assert.equal(d.decode('/p/subnets/10.244.2.0-24', '{"PublicIP":"nope"}'), null);
+  assert.equal(logs.length, 2, 'another bad value is');
+  assert.match(logs[1]!, /PublicIP "nope" is not an IPv4 address/);
+  assert.notEqual(d.decode('/p/subnets/10.244.2.0-24', good), null);
+  assert.equal(d.decode('/p/subnets/10.244.2.0-24', '{"PublicIP":"nope"}'), null);
+  assert.equal(logs.length, 3, 'broken again after being fixed: logged again');
+});
+
+test('lease codec: flanneld\'s host-gw and alloc values round-trip byte for byte', () => {
+  for (const v of [
+    '{"PublicIP":"192.168.50.1","PublicIPv6":null,"BackendType":"host-gw"}',
+    '{"PublicIP":"192.168.244.5","PublicIPv6":null}',
+  ]) assert.equal(encodeLeaseAttrs(decodeLeaseAttrs(v)), v);
 });
