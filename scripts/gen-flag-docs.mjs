@@ -32,7 +32,7 @@ export function renderTable() {
     let what = f.help;
     if (f.type === 'list') what += ' Repeatable.';
     if (f.weft === true) what = `**weft only.** ${what}`;
-    if (f.ignored === true) what = `*Accepted for flanneld compatibility; ignored by weft.* ${what}`;
+    if (f.ignored !== undefined) what = `*Accepted for flanneld compatibility; ignored by weft: ${f.ignored}.* ${what}`;
     const env = f.env === false ? '—' : `\`${flagEnvName(f.name)}\`${f.envSplit === true ? ' (comma-separated)' : ''}`;
     rows.push(`| \`--${f.name}\` | ${f.type} | ${renderDefault(f)} | ${env} | ${cell(what)} |`);
   }

@@ -3,11 +3,13 @@ import { parseFlags } from '../config/flags.js';
 import { controlRequest } from '../control/control-server.js';
 
 export interface Status {
-  version: string; pid: number; uptimeSeconds: number; tun: string;
+  version: string; pid: number; uptimeSeconds: number; tun: string; backend: string | null; mode: string;
   lease: { subnet: string; expiration: string } | null; publicIp: string | null;
   offloads: Record<string, unknown>; routeEpoch: number;
   workers: { index: number; alive: boolean; restarts: number; heartbeatAgeMs: number | null }[];
   peers: { subnet: string; publicIp: string; txPackets: number; txBytes: number; rxPackets: number; rxBytes: number }[];
+  ignoredPeers?: { subnet: string; publicIp: string; backendType: string; why: string }[];
+  routeFailures?: { subnet: string; gateway: string; error: string; attempts: number }[];
   totals: Record<string, number>; drops: Record<string, number>;
   kernelDrops?: { udpSocket: number; tunQueue: number } | null;
 }
@@ -26,7 +28,8 @@ export async function runStatus(argv: string[]): Promise<number> {
 
 export function formatStatus(s: Status): string {
   const lines: string[] = [];
-  lines.push(`weft ${s.version}  pid ${s.pid}  up ${s.uptimeSeconds}s  ${s.tun}  lease ${s.lease?.subnet ?? '-'}`
+  lines.push(`weft ${s.version}  pid ${s.pid}  up ${s.uptimeSeconds}s  ${s.mode || '-'}${s.tun ? ` on ${s.tun}` : ''}`
+    + `  lease ${s.lease?.subnet ?? '-'}`
     + `  public ${s.publicIp ?? '-'}  route epoch ${s.routeEpoch}`);
   lines.push(`offloads: ${Object.entries(s.offloads).map(([k, v]) => `${k}=${String(v)}`).join(' ')}`);
   lines.push(`workers: ${s.workers.map((w) => `#${w.index} ${w.alive ? 'up' : 'DOWN'} restarts=${w.restarts}`).join(', ')}`);
@@ -35,6 +38,14 @@ export function formatStatus(s: Status): string {
   for (const p of s.peers) {
     lines.push(`  ${p.subnet.padEnd(18)} via ${p.publicIp.padEnd(15)} tx ${p.txPackets} pkts ${p.txBytes} B`
       + `  rx ${p.rxPackets} pkts ${p.rxBytes} B`);
+  }
+  const ignored = s.ignoredPeers ?? [];
+  if (ignored.length > 0) {
+    lines.push('ignored peers:');
+    for (const p of ignored) lines.push(`  ${p.subnet.padEnd(18)} at  ${p.publicIp.padEnd(15)} ${p.why}`);
+  }
+  for (const f of s.routeFailures ?? []) {
+    lines.push(`route refused: ${f.subnet} via ${f.gateway} (${f.attempts} attempts): ${f.error}`);
   }
   const t = s.totals;
   lines.push(`packets: tun→udp ${t.tun_rx_packets ?? 0}/${t.udp_tx_packets ?? 0}  udp→tun ${t.udp_rx_packets ?? 0}/${t.tun_tx_packets ?? 0}  icmp sent ${t.icmp_sent ?? 0}`);

@@ -5,11 +5,9 @@
  * units run weft unchanged. One table (FLAGS) drives parsing, env lookup and
  * `--help`, so docs can be generated from it.
  *
- * Accepted for compatibility but ignored by weft (flagged `ignored: true`):
- *   --public-ipv6             weft's data plane is IPv4-only
- *   --use-multi-cluster-cidr  alpha MultiClusterCIDR API, removed upstream
- *   --persistent-mac          weft always keeps the VTEP MAC across restarts
- *   --vmodule, --log_backtrace_at  klog knobs flanneld copies; weft logs differently
+ * Every flag flanneld v0.28 defines is accepted. The ones weft cannot
+ * honour carry `ignored` with the reason; giving one logs that reason at
+ * start-up (ignoredFlagWarnings).
  */
 import { WeftError } from '../errors.js';
 
@@ -22,8 +20,8 @@ export interface FlagSpec {
   readonly help: string;
   /** weft's own flag (flanneld does not have it). */
   readonly weft?: true;
-  /** Accepted so existing manifests keep working; has no effect in weft. */
-  readonly ignored?: true;
+  /** Accepted so existing manifests keep working; has no effect in weft, for this reason. */
+  readonly ignored?: string;
   /** false: never read from FLANNELD_* (flanneld checks these before env). */
   readonly env?: false;
   /** Env value is a comma-separated list (FLANNELD_IFACE=eth0,10.0.0.5). */
@@ -43,7 +41,7 @@ export const FLAGS = [
   { name: 'iface-can-reach', type: 'string', default: '', help: "detect interface to use (IP or name) for inter-host communication based on which will be used for provided IP. This is exactly the interface to use of command 'ip route get <ip-address>'" },
   { name: 'subnet-file', type: 'string', default: '/run/flannel/subnet.env', help: 'filename where env variables (subnet, MTU, ... ) will be written to' },
   { name: 'public-ip', type: 'string', default: '', help: 'IP accessible by other nodes for inter-host communication' },
-  { name: 'public-ipv6', type: 'string', default: '', ignored: true, help: 'IPv6 accessible by other nodes for inter-host communication' },
+  { name: 'public-ipv6', type: 'string', default: '', ignored: 'weft carries IPv4 only, so no IPv6 address is published', help: 'IPv6 accessible by other nodes for inter-host communication' },
   { name: 'subnet-lease-renew-margin', type: 'int', default: 60, help: 'subnet lease renewal margin, in minutes, ranging from 1 to 1439' },
   { name: 'ip-masq', type: 'bool', default: false, help: 'setup IP masquerade rule for traffic destined outside of overlay network' },
   { name: 'ip-masq-fully-random-disable', type: 'bool', default: false, help: 'disable fully-random mode for MASQUERADE' },
@@ -56,13 +54,14 @@ export const FLAGS = [
   { name: 'healthz-port', type: 'int', default: 0, help: 'the port for healthz server to listen(0 to disable)' },
   { name: 'iptables-resync', type: 'int', default: 5, help: 'resync period for iptables rules, in seconds' },
   { name: 'iptables-forward-rules', type: 'bool', default: true, help: 'add default accept rules to FORWARD chain in iptables' },
+  { name: 'ip-blackhole-route', type: 'bool', default: false, help: 'add a blackhole route for this node\'s subnet (checked every --iptables-resync seconds), so traffic to an unassigned pod address is dropped here instead of leaving by the default route' },
   { name: 'net-config-path', type: 'string', default: '/etc/kube-flannel/net-conf.json', help: 'path to the network configuration file' },
   { name: 'set-node-network-unavailable', type: 'bool', default: true, help: 'set NodeNetworkUnavailable after ready' },
-  { name: 'use-multi-cluster-cidr', type: 'bool', default: false, ignored: true, help: 'use MultiClusterCIDR API (alpha)' },
-  { name: 'persistent-mac', type: 'bool', default: false, ignored: true, help: 'keep MAC address of flannel.1 interface beyond reboots (alpha)' },
-  { name: 'v', type: 'int', default: 0, help: 'number for the log level verbosity' },
-  { name: 'vmodule', type: 'string', default: '', ignored: true, help: 'comma-separated list of pattern=N settings for file-filtered logging' },
-  { name: 'log_backtrace_at', type: 'string', default: '', ignored: true, help: 'when logging hits line file:N, emit a stack trace' },
+  { name: 'use-multi-cluster-cidr', type: 'bool', default: false, ignored: 'the MultiClusterCIDR API is gone from Kubernetes and from flanneld', help: 'use MultiClusterCIDR API (alpha)' },
+  { name: 'persistent-mac', type: 'bool', default: false, ignored: 'weft always keeps the VTEP MAC across restarts', help: 'keep MAC address of flannel.1 interface beyond reboots (alpha)' },
+  { name: 'v', type: 'int', default: 0, ignored: 'weft has a single log level and logs every message', help: 'number for the log level verbosity' },
+  { name: 'vmodule', type: 'string', default: '', ignored: 'weft does not log through klog', help: 'comma-separated list of pattern=N settings for file-filtered logging' },
+  { name: 'log_backtrace_at', type: 'string', default: '', ignored: 'weft does not log through klog', help: 'when logging hits line file:N, emit a stack trace' },
   { name: 'help', type: 'bool', default: false, env: false, help: 'print this message' },
   { name: 'lease-dir', type: 'string', default: '/var/lib/weft/leases', weft: true, help: 'directory of the local lease store (used without etcd or --kube-subnet-mgr)' },
   { name: 'workers', type: 'int', default: 0, weft: true, help: 'data-path worker threads, one TUN queue each (0 = min(cores, 4))' },
@@ -103,6 +102,7 @@ export interface Flags {
   healthzPort: number;
   iptablesResync: number;
   iptablesForwardRules: boolean;
+  ipBlackholeRoute: boolean;
   netConfigPath: string;
   setNodeNetworkUnavailable: boolean;
   useMultiClusterCidr: boolean;
@@ -309,12 +309,41 @@ function validate(f: Flags): void {
   range('subnet-lease-renew-margin', f.subnetLeaseRenewMargin, 1, 24 * 60 - 1, 'the lease renew margin is in minutes, 1..1439 (leases last 24 h)');
   range('healthz-port', f.healthzPort, 0, 65535, 'a TCP port 1..65535, or 0 to disable');
   range('iptables-resync', f.iptablesResync, 1, 86400, 'seconds between iptables checks, 1..86400');
-  range('v', f.v, 0, 10, 'log verbosity 0..10');
+  // klog's levels are int32; flanneld accepts any of them.
+  range('v', f.v, -(2 ** 31), 2 ** 31 - 1, 'a klog verbosity level (a 32-bit integer, e.g. 2)');
+  checkVmodule(f.vmodule);
+  checkBacktraceAt(f.logBacktraceAt);
   range('workers', f.workers, 0, 1024, 'number of worker threads, or 0 for min(cores, 4)');
   range('keep-warm', f.keepWarm, 0, 100, 'milliseconds between keep-warm ticks, 1..100, or 0 to turn them off');
   if (f.tunName.length === 0 || f.tunName.length > 15 || /[\s/]/.test(f.tunName)) {
     usage(`--tun-name=${JSON.stringify(f.tunName)} is not a valid interface name (1..15 characters, no spaces or "/")`);
   }
+}
+
+/** klog's --vmodule syntax: "pattern=N[,pattern=N…]", as flanneld refuses anything else. */
+function checkVmodule(text: string): void {
+  if (text === '') return;
+  for (const part of text.split(',')) {
+    const m = /^([^=]+)=([+-]?\d+)$/.exec(part.trim());
+    if (m === null) usage(`--vmodule=${JSON.stringify(text)}: syntax error: expect comma-separated list of filename=N (e.g. daemon=2,kube*=4)`);
+  }
+}
+
+/** klog's --log_backtrace_at syntax: "file.go:N". */
+function checkBacktraceAt(text: string): void {
+  if (text === '') return;
+  if (!/^[^:]+:\d+$/.test(text)) usage(`--log_backtrace_at=${JSON.stringify(text)}: syntax error: expect file.go:234`);
+}
+
+/** One start-up warning per ignored flag the command line or env gave. */
+export function ignoredFlagWarnings(f: Flags): string[] {
+  const out: string[] = [];
+  for (const spec of FLAGS as readonly FlagSpec[]) {
+    if (spec.ignored === undefined || !f.explicit.has(spec.name)) continue;
+    const v = (f as unknown as Record<string, unknown>)[flagKey(spec.name)];
+    out.push(`warning: --${spec.name}=${String(v)} is accepted for flanneld compatibility and ignored: ${spec.ignored}`);
+  }
+  return out;
 }
 
 function wrap(text: string, indent: string, width: number): string {
@@ -345,7 +374,7 @@ export function formatHelp(program = 'weft'): string {
     else if (f.type === 'bool' && f.default === true) help += ' (default true)';
     if (f.type === 'list') help += ' (repeatable)';
     if (f.weft === true) help += ' (weft only)';
-    if (f.ignored === true) help += ' (accepted for flanneld compatibility; ignored by weft)';
+    if (f.ignored !== undefined) help += ` (accepted for flanneld compatibility; ignored by weft: ${f.ignored})`;
     out.push(wrap(help, '        ', 80));
     if (f.env !== false) out.push(`        env ${flagEnvName(f.name)}${f.envSplit === true ? ' (comma-separated list)' : ''}`);
   }

@@ -1,8 +1,9 @@
 /**
  * Which backend this node runs, decided once at start-up from net-conf and
- * the kernel: flannel's udp backend, or VXLAN run by weft's userspace VTEP
- * or by the kernel (programmed through iproute2). Everything here is
- * control plane.
+ * the kernel: flannel's udp backend; VXLAN run by weft's userspace VTEP or
+ * by the kernel (programmed through iproute2); host-gw (kernel routes via
+ * each peer's PublicIP); or alloc (a lease and nothing else). Everything
+ * here is control plane.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -10,6 +11,7 @@ import { hostname } from 'node:os';
 import { WeftError } from '../errors.js';
 import { FLANNEL_UDP_OVERHEAD, VXLAN_OVERHEAD, VXLAN_PORT_LINUX } from '../wire/constants.js';
 import { formatMac } from '../wire/ethernet.js';
+import { formatIpv4 } from '../wire/ipv4-addr.js';
 import type { NetConf } from '../config/net-conf.js';
 import type { LeaseAttrs } from '../subnet/lease.js';
 
@@ -18,9 +20,14 @@ export type BackendPlan =
   | {
     kind: 'vxlan'; vni: number; port: number; gbp: boolean; learning: boolean; directRouting: boolean;
     mode: 'auto' | 'kernel' | 'userspace'; overhead: number; mtuOverride: number;
-  };
+  }
+  // No tunnel: FLANNEL_MTU is the underlay's.
+  | { kind: 'host-gw' | 'alloc'; overhead: 0; mtuOverride: 0 };
 
-export type DataMode = 'udp' | 'vxlan-userspace' | 'vxlan-kernel';
+export type DataMode = 'udp' | 'vxlan-userspace' | 'vxlan-kernel' | 'host-gw' | 'alloc';
+
+/** The backends weft runs, for messages. */
+export const IMPLEMENTED_BACKENDS = ['udp', 'vxlan', 'host-gw', 'alloc'] as const;
 
 /**
  * Backend.Mode resolved: "auto" means the kernel when it can create a
@@ -40,8 +47,12 @@ export function vxlanModeLine(choice: { mode: DataMode; why: string }): string {
   return `vxlan mode ${choice.mode === 'vxlan-kernel' ? 'kernel' : 'userspace'} (${choice.why})`;
 }
 
-/** The backend net-conf asks for, or a clear error for the ones weft does not implement. */
-export function planBackend(conf: NetConf, netConfPath: string): BackendPlan {
+/**
+ * The backend net-conf asks for, or a clear error for the ones weft does
+ * not implement. `source` names where the net-conf was read (a file, or an
+ * etcd key) so the message says what to edit.
+ */
+export function planBackend(conf: NetConf, source: string): BackendPlan {
   const b = conf.backend;
   if (b.type === 'udp') return { kind: 'udp', port: b.port, overhead: FLANNEL_UDP_OVERHEAD, mtuOverride: 0 };
   if (b.type === 'vxlan') {
@@ -50,8 +61,21 @@ export function planBackend(conf: NetConf, netConfPath: string): BackendPlan {
       directRouting: b.directRouting, mode: b.mode, overhead: VXLAN_OVERHEAD, mtuOverride: b.mtu,
     };
   }
-  throw new WeftError('EBACKEND', `backend type "${b.type}" is not implemented by weft, which runs "udp" and "vxlan": `
-    + `set "Backend": {"Type": "vxlan"} (or "udp") in ${netConfPath}`);
+  if (b.type === 'host-gw' || b.type === 'alloc') return { kind: b.type, overhead: 0, mtuOverride: 0 };
+  const runs = IMPLEMENTED_BACKENDS.map((t) => `"${t}"`).join(', ');
+  throw new WeftError('EBACKEND', `backend type "${b.type}" is not implemented by weft, which runs ${runs}: `
+    + `set "Backend": {"Type": "vxlan"} (or another of those) in ${source}`);
+}
+
+/**
+ * flannel's host-gw refuses a PublicIP other than the interface's: peers
+ * route via the PublicIP, which must be this host on their segment.
+ */
+export function checkHostGwPublicIp(publicIp: number, ifaceAddr: number, ifaceName: string): void {
+  if (publicIp === ifaceAddr) return;
+  throw new WeftError('EBACKEND', 'your PublicIP differs from interface IP, meaning that probably you\'re on a NAT, '
+    + `which is not supported by host-gw backend (public IP ${formatIpv4(publicIp)}, ${ifaceName} has ${formatIpv4(ifaceAddr)}): `
+    + 'drop --public-ip (or the node-public-ip annotation), or use the vxlan backend');
 }
 
 /**
@@ -73,27 +97,61 @@ export function stableVtepMac(publicIp: number, vni: number): Uint8Array {
   return mac;
 }
 
-/** Our lease's attributes as flanneld publishes them for this backend. */
+/**
+ * Our lease's attributes as flanneld publishes them for this backend: udp
+ * and alloc write no BackendType, host-gw a BackendType and no data.
+ */
 export function leaseAttrsFor(plan: BackendPlan, publicIp: number, mac: Uint8Array | null): LeaseAttrs {
-  if (plan.kind === 'udp') return { publicIp, publicIpv6: null };
-  return {
-    publicIp, publicIpv6: null, backendType: 'vxlan',
-    backendData: { VNI: plan.vni, VtepMAC: formatMac(mac!) },
-  };
+  switch (plan.kind) {
+    case 'udp':
+    case 'alloc':
+      return { publicIp, publicIpv6: null };
+    case 'host-gw':
+      return { publicIp, publicIpv6: null, backendType: 'host-gw' };
+    case 'vxlan':
+      return { publicIp, publicIpv6: null, backendType: 'vxlan', backendData: { VNI: plan.vni, VtepMAC: formatMac(mac!) } };
+  }
 }
 
 /**
- * Whether a peer's lease speaks our backend. udp leases carry no
- * BackendType (flanneld's udp backend publishes none; the Kubernetes
- * annotation is ""); vxlan leases need BackendType vxlan and a VtepMAC.
+ * What we make of a peer's lease: usable (with its VtepMAC for vxlan), of
+ * another backend (`mismatch`: flanneld ignores those with a warning), or
+ * of ours but unusable (a vxlan lease without a valid VtepMAC).
  */
-export function peerVtepMac(plan: BackendPlan, attrs: LeaseAttrs): Uint8Array | null | 'incompatible' {
+export type PeerVerdict =
+  | { ok: true; mac: Uint8Array | null }
+  | { ok: false; mismatch: boolean; why: string };
+
+const MAC_TEXT = /^([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2})$/i;
+
+/**
+ * udp leases carry no BackendType (flanneld's udp backend publishes none;
+ * the Kubernetes annotation is ""), so an alloc lease looks like a udp one
+ * here as it does to flanneld.
+ */
+export function classifyPeer(plan: BackendPlan, attrs: LeaseAttrs): PeerVerdict {
   const type = attrs.backendType ?? '';
-  if (plan.kind === 'udp') return type === '' || type === 'udp' ? null : 'incompatible';
-  if (type !== 'vxlan') return 'incompatible';
-  const data = attrs.backendData as { VtepMAC?: unknown } | null | undefined;
-  const text = typeof data?.VtepMAC === 'string' ? data.VtepMAC : '';
-  const m = /^([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2})$/i.exec(text);
-  if (m === null) return 'incompatible';
-  return Uint8Array.from(m.slice(1).map((x) => parseInt(x, 16)));
+  const mismatch = (): PeerVerdict => ({
+    ok: false, mismatch: true, why: `its backend is ${type === '' ? 'udp or alloc (no BackendType)' : `"${type}"`}, ours is "${plan.kind}"`,
+  });
+  switch (plan.kind) {
+    case 'udp':
+      return type === '' || type === 'udp' ? { ok: true, mac: null } : mismatch();
+    case 'host-gw':
+      return type === 'host-gw' ? { ok: true, mac: null } : mismatch();
+    case 'alloc':
+      return { ok: false, mismatch: false, why: 'the alloc backend routes to no peer' };
+    case 'vxlan': {
+      if (type !== 'vxlan') return mismatch();
+      const data = attrs.backendData as { VtepMAC?: unknown } | null | undefined;
+      const m = MAC_TEXT.exec(typeof data?.VtepMAC === 'string' ? data.VtepMAC : '');
+      if (m === null) {
+        return {
+          ok: false, mismatch: false, why: `its BackendData ${JSON.stringify(attrs.backendData ?? null)} has no valid VtepMAC `
+            + '(a flannel vxlan lease carries {"VNI":1,"VtepMAC":"xx:xx:xx:xx:xx:xx"})',
+        };
+      }
+      return { ok: true, mac: Uint8Array.from(m.slice(1).map((x) => parseInt(x, 16))) };
+    }
+  }
 }

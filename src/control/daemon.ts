@@ -1,19 +1,21 @@
 /**
  * The daemon: flanneld's start-up sequence with weft's data plane.
  *
- *   flags → store → net-conf → underlay → lease → TUN + sockets + routes
- *   → workers → subnet.env (ready) → renew and watch until stopped.
+ *   flags → store → net-conf → underlay → lease → data plane → peers
+ *   → masquerade → subnet.env (ready) → renew and watch until stopped.
  *
+ * The data plane is weft's (TUN + sockets + workers: udp, userspace
+ * vxlan) or the kernel's (kernel vxlan, host-gw routes), or none (alloc).
  * Everything that can be checked is checked before the host is touched; a
  * failure after that closes what was opened (the TUN is not persistent, so
- * its address and route go with it) and nothing is left half-configured.
+ * its address and route go with it; host-gw routes are removed).
  */
 import { availableParallelism } from 'node:os';
 import type { Server } from 'node:http';
 import { isWeftError, WeftError } from '../errors.js';
 import { formatIpv4, formatIpv4Prefix, type Ipv4Prefix } from '../wire/ipv4-addr.js';
-import type { Flags } from '../config/flags.js';
-import { parseNetConf, type NetConf } from '../config/net-conf.js';
+import { ignoredFlagWarnings, type Flags } from '../config/flags.js';
+import { parseNetConfFrom, type NetConf } from '../config/net-conf.js';
 import { formatSubnetEnv, previousSubnet, writeSubnetEnv } from '../config/subnet-env.js';
 import { findUnderlay, type Underlay } from '../config/underlay.js';
 import { LocalLeaseStore } from '../subnet/local.js';
@@ -38,10 +40,12 @@ import { startHealthServer, type HealthServer } from './health.js';
 import { createMetrics, type MetricsStatus } from './metrics.js';
 import { MasqRules } from './masq.js';
 import {
-  chooseVxlanMode, vxlanModeLine, leaseAttrsFor, peerVtepMac, planBackend, stableVtepMac, type BackendPlan, type DataMode,
+  checkHostGwPublicIp, chooseVxlanMode, classifyPeer, vxlanModeLine, leaseAttrsFor, planBackend, stableVtepMac,
+  type BackendPlan, type DataMode,
 } from './backend.js';
 import { canCreateVxlan, KernelVxlan } from './kernel-vxlan.js';
-import type { VxlanPeer } from '../netlink/index.js';
+import { HostGw } from './host-gw.js';
+import { ensureBlackholeRoute, removeBlackholeRoute, type HostRoute, type VxlanPeer } from '../netlink/index.js';
 import { peerCounters, snapshotStats } from './stats-view.js';
 import { readKernelDrops } from './kernel-drops.js';
 
@@ -56,6 +60,8 @@ const WORKERS_RUNNING_TIMEOUT_MS = 10_000;
 export type Logger = (msg: string) => void;
 
 interface PeerState { lease: Lease; slot: number }
+/** A peer lease we do not route: another backend's (`mismatch`), or ours but unusable. */
+interface IgnoredPeer { lease: Lease; why: string; mismatch: boolean }
 
 export class Daemon {
   private store: LeaseStore | null = null;
@@ -77,12 +83,18 @@ export class Daemon {
   private stopWatch: (() => void) | null = null;
   private renewTimer: NodeJS.Timeout | null = null;
   private readonly peers = new Map<string, PeerState>();
+  private readonly ignored = new Map<string, IgnoredPeer>();
   private offloads: WorkerOffloads = { vnet: false, gso: false, gro: false, merge: 0 };
   private plan: BackendPlan | null = null;
   /** Which data path runs, once decided. */
   private mode: DataMode | '' = '';
   private vtepMac: Uint8Array | null = null;
   private kernel: KernelVxlan | null = null;
+  private hostGw: HostGw | null = null;
+  private blackholeTimer: NodeJS.Timeout | null = null;
+  /** Our subnet, once --ip-blackhole-route added its route in this run. */
+  private blackholeAdded: Ipv4Prefix | null = null;
+  private mtu = 0;
   private tunOffloadFlags = 0;
   private commitChain: Promise<unknown> = Promise.resolve();
   private stopped = false;
@@ -98,7 +110,7 @@ export class Daemon {
       await this.startUp();
     } catch (e) {
       // Nothing half-configured and nothing left listening after a failed start.
-      await this.teardown();
+      await this.teardown(true);
       throw e;
     }
   }
@@ -124,11 +136,12 @@ export class Daemon {
       const { EtcdLeaseStore, etcdOptionsFromFlags } = await import('../subnet/etcd.js');
       return new EtcdLeaseStore(etcdOptionsFromFlags(f, { log: this.log }));
     }
-    return new LocalLeaseStore({ dir: f.leaseDir, netConfPath: f.netConfigPath });
+    return new LocalLeaseStore({ dir: f.leaseDir, netConfPath: f.netConfigPath, log: this.log });
   }
 
   private async startUp(): Promise<void> {
     const f = this.flags;
+    for (const w of ignoredFlagWarnings(f)) this.log(w);
     requireNative(); // a missing addon is a start-up error, not a worker crash loop
     // Health first, as flanneld does: /healthz answers while we start.
     const metrics = createMetrics(() => this.status());
@@ -137,14 +150,13 @@ export class Daemon {
     });
     const store = await this.createStore();
     this.store = store;
-    const conf = parseNetConf(await store.getNetworkConfig());
-    const plan = planBackend(conf, f.netConfigPath);
+    const conf = parseNetConfFrom(await store.getNetworkConfig(), store.configSource);
+    const plan = planBackend(conf, store.configSource);
     this.plan = plan;
     if (conf.enableIPv6 || !conf.enableIPv4) {
       throw new WeftError('ECONFIG', 'weft carries IPv4 only: set "EnableIPv4": true and remove '
-        + '"EnableIPv6" from the net-conf');
+        + `"EnableIPv6" in ${store.configSource}`);
     }
-    const port = plan.port;
     let underlay = await findUnderlay(f);
     if (this.kubeStore) {
       // flanneld lets the node's node-public-ip annotation override --public-ip.
@@ -152,12 +164,14 @@ export class Daemon {
       if (annotated !== null) underlay = { ...underlay, publicIp: annotated };
     }
     this.underlay = underlay;
+    if (plan.kind === 'host-gw') checkHostGwPublicIp(underlay.publicIp, underlay.addr, underlay.name);
     const mtu = plan.mtuOverride > 0 ? plan.mtuOverride : underlay.mtu - plan.overhead;
+    this.mtu = mtu;
     if (mtu < 576) {
       throw new WeftError('EMTU', `underlay ${underlay.name} has MTU ${underlay.mtu}; the ${plan.kind} backend needs at `
         + `least ${576 + plan.overhead} so the tunnel carries 576-byte packets`);
     }
-    let mode: DataMode = 'udp';
+    let mode: DataMode = plan.kind === 'vxlan' ? 'vxlan-userspace' : plan.kind;
     if (plan.kind === 'vxlan') {
       const choice = await chooseVxlanMode(plan.mode, canCreateVxlan);
       mode = choice.mode;
@@ -169,7 +183,7 @@ export class Daemon {
     if (workers > MAX_WORKERS) {
       throw new WeftError('EUSAGE', `--workers ${workers} is more than ${MAX_WORKERS}; pick 1..${MAX_WORKERS}`);
     }
-    if ((await readSysctl('/proc/sys/net/ipv4/ip_forward')) === '0') {
+    if (mode !== 'alloc' && (await readSysctl('/proc/sys/net/ipv4/ip_forward')) === '0') {
       this.log('warning: net.ipv4.ip_forward is 0; pod traffic will not be forwarded until it is set to 1');
     }
 
@@ -181,18 +195,21 @@ export class Daemon {
 
     if (plan.kind === 'vxlan' && mode === 'vxlan-kernel') {
       this.kernel = new KernelVxlan({
-        vni: plan.vni, port, mtu, mac: this.vtepMac!, localAddr: underlay.addr, underlayDev: underlay.name,
+        vni: plan.vni, port: plan.port, mtu, mac: this.vtepMac!, localAddr: underlay.addr, underlayDev: underlay.name,
         learning: plan.learning, gbp: plan.gbp, directRouting: plan.directRouting, lease: lease.subnet, log: this.log,
       });
       await this.kernel.start();
       this.tunName = this.kernel.dev;
-    } else {
+    } else if (plan.kind === 'host-gw') {
+      this.hostGw = new HostGw({ dev: underlay.name, log: this.log });
+      this.hostGw.start();
+    } else if (plan.kind === 'udp' || plan.kind === 'vxlan') {
       const backend: WorkerBackend = plan.kind === 'udp' ? { kind: 'udp' } : {
-        kind: 'vxlan', vni: plan.vni, mac: [...this.vtepMac!], port, gbp: plan.gbp,
+        kind: 'vxlan', vni: plan.vni, mac: [...this.vtepMac!], port: plan.port, gbp: plan.gbp,
         hashSeed: (Math.random() * 0x100000000) | 0,
       };
       const tunName = plan.kind === 'udp' ? f.tunName : `flannel.${plan.vni}`;
-      await this.setUpDataPlane(workers, port, mtu, lease, conf.network, tunName, backend);
+      await this.setUpDataPlane(workers, plan.port, mtu, lease, conf.network, tunName, backend);
     }
     this.server = await startControlServer(f.controlSocket, {
       status: () => this.status(),
@@ -200,14 +217,40 @@ export class Daemon {
     });
     await this.applyWatch(lease);
     await this.startMasq(conf, lease);
+    if (f.ipBlackholeRoute) await this.startBlackhole(lease);
     const env = formatSubnetEnv({ network: conf.network, subnet: lease.subnet, mtu, ipMasq: f.ipMasq });
     await writeSubnetEnv(f.subnetFile, env);
     this.ready = true;
     // NetworkUnavailable=False only once the network is really up, as flanneld.
     if (this.kubeStore && f.setNodeNetworkUnavailable) await this.kubeStore.completeLease();
-    this.log(`ready: ${mode} on ${this.tunName} MTU ${mtu}, `
-      + `${this.kernel ? 'forwarding by the kernel' : `${workers} workers`}, UDP port ${port}, wrote ${f.subnetFile}`);
+    this.log(`ready: ${readyLine(plan, mode, this.tunName, underlay.name, workers)}, MTU ${mtu}, wrote ${f.subnetFile}`);
     this.scheduleRenew();
+  }
+
+  /**
+   * --ip-blackhole-route: flanneld re-adds the route every --iptables-resync
+   * seconds; we also add it at once. Failures are logged when they change.
+   */
+  private async startBlackhole(lease: Lease): Promise<void> {
+    let last = '';
+    const ensure = async (): Promise<void> => {
+      let now: string;
+      try {
+        if (await ensureBlackholeRoute(lease.subnet)) {
+          this.blackholeAdded = lease.subnet;
+          now = `blackhole route for ${formatIpv4Prefix(lease.subnet)} added`;
+        } else {
+          now = last.startsWith('warning') ? `blackhole route for ${formatIpv4Prefix(lease.subnet)} present` : last;
+        }
+      } catch (e) {
+        now = `warning: blackhole route for ${formatIpv4Prefix(lease.subnet)}: ${e instanceof Error ? e.message : String(e)}`;
+      }
+      if (now !== last) this.log(now);
+      last = now;
+    };
+    await ensure();
+    this.blackholeTimer = setInterval(() => void ensure(), this.flags.iptablesResync * 1000);
+    this.blackholeTimer.unref();
   }
 
   private async setUpDataPlane(workers: number, port: number, mtu: number, lease: Lease,
@@ -330,37 +373,50 @@ export class Daemon {
 
   private async applyEvents(events: PeerEvent[]): Promise<void> {
     const plan = this.plan!;
+    // alloc routes nothing; its watch only tells us when our lease is revoked.
+    if (plan.kind === 'alloc') return;
     const routes = this.routes;
-    const kernelChanges = new Map<string, VxlanPeer | null>();
+    const port = plan.kind === 'udp' || plan.kind === 'vxlan' ? plan.port : 0;
+    const vxlanChanges = new Map<string, VxlanPeer | null>();
+    const hostRoutes = new Map<string, HostRoute | null>();
     for (const ev of events) {
       const key = formatIpv4Prefix(ev.lease.subnet);
       const had = this.peers.delete(key);
+      const wasIgnored = this.ignored.get(key);
+      this.ignored.delete(key);
       routes?.removePeer(key);
-      kernelChanges.set(key, null);
+      vxlanChanges.set(key, null);
+      hostRoutes.set(key, null);
       if (ev.type === 'removed') {
         if (had) this.log(`peer ${key} removed`);
         continue;
       }
       const l = ev.lease;
-      const mac = peerVtepMac(plan, l.attrs);
-      if (mac === 'incompatible') {
-        this.log(`peer ${key} at ${formatIpv4(l.attrs.publicIp)} ignored: its backend `
-          + `"${l.attrs.backendType ?? ''}" does not match ours ("${plan.kind}")`);
+      const at = formatIpv4(l.attrs.publicIp);
+      const v = classifyPeer(plan, l.attrs);
+      if (!v.ok) {
+        this.ignored.set(key, { lease: l, why: v.why, mismatch: v.mismatch });
+        // One warning per peer, again only if what is wrong with it changes.
+        if (wasIgnored?.why !== v.why) {
+          this.log(`warning: ignoring ${v.mismatch ? `non-${plan.kind} ` : ''}subnet ${key} at ${at}: ${v.why}`);
+        }
         continue;
       }
+      const mac = v.mac;
       let slot = -1;
       if (routes) {
         slot = routes.upsertPeer(key, {
-          addr: l.attrs.publicIp, port: plan.port, subnet: l.subnet.addr, prefixLen: l.subnet.len,
-          ...(mac ? { mac } : {}),
+          addr: l.attrs.publicIp, port, subnet: l.subnet.addr, prefixLen: l.subnet.len, ...(mac ? { mac } : {}),
         });
       }
-      if (mac) kernelChanges.set(key, { subnet: l.subnet, publicIp: l.attrs.publicIp, vtepMac: mac });
+      if (mac) vxlanChanges.set(key, { subnet: l.subnet, publicIp: l.attrs.publicIp, vtepMac: mac });
+      hostRoutes.set(key, { dst: l.subnet, gw: l.attrs.publicIp });
       this.peers.set(key, { lease: l, slot });
-      this.log(`peer ${key} ${ev.type} at ${formatIpv4(l.attrs.publicIp)}${mac ? ` (VtepMAC ${formatMac(mac)})` : ''}`);
+      this.log(`peer ${key} ${ev.type} at ${at}${mac ? ` (VtepMAC ${formatMac(mac)})` : ''}`);
     }
     if (routes) await routes.commit();
-    if (this.kernel) await this.kernel.update(kernelChanges);
+    if (this.kernel) await this.kernel.update(vxlanChanges);
+    if (this.hostGw) await this.hostGw.update(hostRoutes);
   }
 
   private scheduleRenew(): void {
@@ -396,6 +452,7 @@ export class Daemon {
       mode: this.mode,
       vtepMac: this.vtepMac ? formatMac(this.vtepMac) : null,
       tun: this.tunName,
+      mtu: this.mtu,
       lease: this.lease ? {
         subnet: formatIpv4Prefix(this.lease.subnet),
         expiration: new Date(this.lease.expiration).toISOString(),
@@ -407,11 +464,17 @@ export class Daemon {
         udpGso: this.offloads.gso,
         udpGro: this.offloads.gro,
         coalesce: this.offloads.merge !== 0,
-        path: this.kernel ? 'kernel' : this.offloads.vnet || this.offloads.gro ? 'offload' : 'batched-per-packet',
+        path: this.mode === 'alloc' ? 'none' : this.kernel || this.hostGw ? 'kernel'
+          : this.offloads.vnet || this.offloads.gro ? 'offload' : 'batched-per-packet',
       },
       routeEpoch: this.routes?.epoch ?? 0,
-      routeCount: this.routes?.routeCount() ?? 0,
+      routeCount: this.routes?.routeCount() ?? this.peers.size - (this.hostGw?.failures().length ?? 0),
       workers: this.supervisor?.health() ?? [],
+      ignoredPeers: [...this.ignored].map(([key, p]) => ({
+        subnet: key, publicIp: formatIpv4(p.lease.attrs.publicIp), backendType: p.lease.attrs.backendType ?? '',
+        mismatch: p.mismatch, why: p.why,
+      })),
+      routeFailures: this.hostGw?.failures() ?? [],
       peers: [...this.peers.entries()].map(([key, p]) => ({
         subnet: key,
         publicIp: formatIpv4(p.lease.attrs.publicIp),
@@ -422,7 +485,8 @@ export class Daemon {
       totals: stats.totals,
       drops: stats.drops,
       // Losses in the kernel before weft sees a packet (full socket buffer, full TUN queue).
-      kernelDrops: this.kernel || !this.plan ? null : readKernelDrops(this.tunName, this.plan.port),
+      kernelDrops: this.plan?.kind === 'udp' || (this.plan?.kind === 'vxlan' && !this.kernel)
+        ? readKernelDrops(this.tunName, this.plan.port) : null,
       perWorker: stats.perWorker,
     };
   }
@@ -431,12 +495,17 @@ export class Daemon {
   async stop(code = 0): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    await this.teardown();
+    await this.teardown(false);
     this.done(code);
   }
 
-  private async teardown(): Promise<void> {
+  /** `failedStart`: also undo what only a running node keeps (host-gw routes). */
+  private async teardown(failedStart: boolean): Promise<void> {
     this.ready = false;
+    if (this.blackholeTimer) clearInterval(this.blackholeTimer);
+    this.blackholeTimer = null;
+    if (failedStart && this.blackholeAdded) await removeBlackholeRoute(this.blackholeAdded).catch(() => undefined);
+    this.blackholeAdded = null;
     await this.masq?.stop().catch((e: unknown) => {
       this.log(`removing masquerade rules failed: ${e instanceof Error ? e.message : String(e)}`);
     });
@@ -448,6 +517,8 @@ export class Daemon {
     this.stopWatch = null;
     this.kernel?.stop();
     this.kernel = null;
+    await this.hostGw?.stop(failedStart);
+    this.hostGw = null;
     await this.supervisor?.stop();
     this.supervisor = null;
     if (this.server) {
@@ -461,5 +532,15 @@ export class Daemon {
     this.tunFds = [];
     await this.store?.close();
     this.store = null;
+  }
+}
+
+/** What the ready line says runs the packets. */
+function readyLine(plan: BackendPlan, mode: DataMode, dev: string, underlay: string, workers: number): string {
+  switch (mode) {
+    case 'alloc': return 'alloc (a lease only, no data plane)';
+    case 'host-gw': return `host-gw, routes via each peer's PublicIP on ${underlay}`;
+    case 'vxlan-kernel': return `vxlan-kernel on ${dev}, forwarding by the kernel, UDP port ${plan.kind === 'vxlan' ? plan.port : 0}`;
+    default: return `${mode} on ${dev}, ${workers} workers, UDP port ${plan.kind === 'udp' || plan.kind === 'vxlan' ? plan.port : 0}`;
   }
 }

@@ -31,8 +31,12 @@ export interface MetricsStatus {
   totals: Record<string, number>;
   /** Drop reason name → count. */
   drops: Record<string, number>;
-  /** Losses in the kernel before weft sees a packet; null in kernel VXLAN mode. */
+  /** Losses in the kernel before weft sees a packet; null without a userspace data path. */
   kernelDrops?: { udpSocket: number; tunQueue: number } | null;
+  /** Peer leases not routed (another backend's, or unusable), with the lease's BackendType. */
+  ignoredPeers?: { backendType: string }[];
+  /** host-gw routes the kernel refused at the last attempt. */
+  routeFailures?: unknown[];
 }
 
 export type MetricsSource = () => MetricsStatus | Promise<MetricsStatus>;
@@ -195,11 +199,33 @@ export function createMetrics(source: MetricsSource): WeftMetrics {
     },
   });
   new Gauge({
-    name: 'weft_route_table_size', help: 'Routes to peers in the data-path route table (our own subnet is not counted).',
+    name: 'weft_route_table_size', help: 'Routes to peers: in weft\'s route table, or the kernel\'s with kernel vxlan and host-gw '
+      + '(our own subnet is not counted).',
     registers,
     async collect() {
       const s = await snap();
       this.set(s.routeCount ?? s.peers.length);
+    },
+  });
+  new Gauge({
+    name: 'weft_ignored_peers', help: 'Peer leases not routed, by their BackendType ("" for udp and alloc): another '
+      + 'backend\'s (flanneld ignores those too), or ours with unusable BackendData. The log says which and why.',
+    labelNames: ['backend_type'], registers,
+    async collect() {
+      const s = await snap();
+      this.reset();
+      const by = new Map<string, number>();
+      for (const p of s.ignoredPeers ?? []) by.set(p.backendType, (by.get(p.backendType) ?? 0) + 1);
+      for (const [t, n] of by) this.set({ backend_type: t }, n);
+    },
+  });
+  new Gauge({
+    name: 'weft_route_failures', help: 'host-gw routes the kernel refused at the last attempt (e.g. a peer off our L2 '
+      + 'segment); each is retried every 10 s.',
+    registers,
+    async collect() {
+      const s = await snap();
+      this.set(s.routeFailures?.length ?? 0);
     },
   });
   new Gauge({

@@ -68,3 +68,7 @@ export {
 export type { VxlanPeer, PeerLink, PeerEntries, KernelPeerState, KernelRoute, PeerChanges } from './peers.js';
 export { parseMac, formatMac, randomVtepMac, checkVtepMac } from './mac.js';
 export { iproute, iprouteRaw, iprouteJson, iprouteBatch, checkDevName } from './iproute.js';
+export {
+  planHostRoutes, applyHostRoutes, readMainRoutes, isOurRoute, ensureBlackholeRoute, removeBlackholeRoute,
+} from './host-routes.js';
+export type { HostRoute, MainRoute } from './host-routes.js';

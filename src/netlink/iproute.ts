@@ -118,6 +118,41 @@ export async function iprouteBatch(tool: IprouteTool, lines: readonly string[], 
   return iproute(tool, pre, { netns, input: `${lines.join('\n')}\n`, timeoutMs: DEFAULT_TIMEOUT_MS + lines.length * 20 });
 }
 
+/** `-force -batch` stderr: each failure prints its error lines, then "Command failed -:N". */
+export function parseBatchFailures(stderr: string): Map<number, string> {
+  const failed = new Map<number, string>();
+  let pending: string[] = [];
+  for (const raw of stderr.split('\n')) {
+    const line = raw.trim();
+    const m = /^Command failed -:(\d+)$/.exec(line);
+    if (m === null) {
+      if (line !== '') pending.push(line);
+      continue;
+    }
+    failed.set(Number(m[1]), pending.join(' ') || 'failed');
+    pending = [];
+  }
+  return failed;
+}
+
+/**
+ * Like iprouteBatch, but with -force: every line runs even when some fail.
+ * Resolves with the failed lines (1-based) and what iproute2 said of each.
+ */
+export async function iprouteBatchEach(tool: IprouteTool, lines: readonly string[], netns?: string): Promise<Map<number, string>> {
+  let failed = new Map<number, string>();
+  if (lines.length === 0) return failed;
+  const r = await iprouteRaw(tool, ['-force', '-batch', '-'], {
+    netns, input: `${lines.join('\n')}\n`, timeoutMs: DEFAULT_TIMEOUT_MS + lines.length * 20,
+  });
+  failed = parseBatchFailures(r.stderr);
+  if (r.code !== 0 && failed.size === 0) {
+    const argv = netns !== undefined ? ['-n', netns, '-force', '-batch', '-'] : ['-force', '-batch', '-'];
+    throw failure(tool, argv, {}, r.stderr, `exit ${r.code}`);
+  }
+  return failed;
+}
+
 /**
  * Writes a sysctl for an interface in `netns` (/proc/sys/net is per
  * namespace of the process that opens it). Best effort: returns false when

@@ -33,13 +33,16 @@ export interface WeftNodeOptions {
   /** net-conf.json text; default: Network 10.244.0.0/16, Backend udp. */
   netConf?: string;
   extraArgs?: readonly string[];
+  /** Added to the daemon's environment (NODE_NAME for --kube-subnet-mgr). */
+  env?: Readonly<Record<string, string>>;
   readyTimeoutMs?: number;
 }
 
 export const DEFAULT_NET_CONF = '{"Network":"10.244.0.0/16","Backend":{"Type":"udp"}}\n';
 
 export async function startWeftNode(tb: Testbed, host: Host, o: WeftNodeOptions): Promise<WeftNode> {
-  const netConf = join(o.dir, 'net-conf.json');
+  // One file per node: nodes of one cluster may run different backends.
+  const netConf = join(o.dir, `${host.name}.net-conf.json`);
   await writeFile(netConf, o.netConf ?? DEFAULT_NET_CONF, { flag: 'w' });
   const subnetFile = join(o.dir, `${host.name}.subnet.env`);
   const controlSocket = join(o.dir, `${host.name}.sock`);
@@ -52,7 +55,7 @@ export async function startWeftNode(tb: Testbed, host: Host, o: WeftNodeOptions)
     `--lease-dir=${join(o.dir, 'leases')}`,
     `--control-socket=${controlSocket}`,
     ...(o.extraArgs ?? []),
-  ], { logFile });
+  ], { logFile, env: { ...process.env, ...o.env } });
   const deadline = Date.now() + (o.readyTimeoutMs ?? 15_000);
   for (;;) {
     const env = await readFile(subnetFile, 'utf8').catch(() => null);

@@ -1,7 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FLAGS, type Flags, flagEnvName, flagKey, formatHelp, parseFlags, parseGoBool, parseGoInt, suggestFlag } from '../../src/config/flags.js';
+import {
+  FLAGS, type FlagSpec, type Flags, flagEnvName, flagKey, formatHelp, ignoredFlagWarnings, parseFlags, parseGoBool, parseGoInt, suggestFlag,
+} from '../../src/config/flags.js';
 import { isWeftError } from '../../src/errors.js';
+import { FLANNELD_FLAGS } from '../helpers/flanneld-flags.js';
 
 const p = (argv: string[], env: Record<string, string | undefined> = {}): { flags: Flags; positionals: string[] } => parseFlags(argv, env);
 
@@ -201,4 +204,39 @@ test('flags: --help text is generated from the table', () => {
   assert.ok(!section('ip-masq').includes('(weft only)'));
   assert.ok(section('persistent-mac').includes('ignored by weft'));
   for (const line of h.split('\n')) assert.ok(line.length <= 80 || !line.includes(' '), `long line: ${line}`);
+});
+
+test('flags: every flag flanneld v0.28.9 defines is accepted, with its type and default', () => {
+  for (const ff of FLANNELD_FLAGS) {
+    const spec = (FLAGS as readonly FlagSpec[]).find((f) => f.name === ff.name);
+    assert.ok(spec, `flanneld's --${ff.name} is in weft's flag table`);
+    assert.equal(spec.type, ff.type, `--${ff.name} type`);
+    assert.deepEqual(spec.default, ff.default, `--${ff.name} default`);
+    assert.equal(spec.weft, undefined, `--${ff.name} is flanneld's, not marked weft-only`);
+    const { flags } = p([`--${ff.name}=${ff.sample}`]);
+    assert.ok(flags.explicit.has(ff.name), `--${ff.name}=${ff.sample} parsed`);
+  }
+});
+
+test('flags: ignored flanneld flags are accepted and each explicit one names why at start-up', () => {
+  const { flags } = p(['--public-ipv6=fd00::5', '--vmodule=main=4', '--ip-masq']);
+  const w = ignoredFlagWarnings(flags);
+  assert.deepEqual(w, [
+    'warning: --public-ipv6=fd00::5 is accepted for flanneld compatibility and ignored: weft carries IPv4 only, so no IPv6 address is published',
+    'warning: --vmodule=main=4 is accepted for flanneld compatibility and ignored: weft does not log through klog',
+  ]);
+  assert.deepEqual(ignoredFlagWarnings(p([]).flags), []);
+  // From env too: FLANNELD_PUBLIC_IPV6 is as explicit as the flag.
+  assert.equal(ignoredFlagWarnings(p([], { FLANNELD_PUBLIC_IPV6: 'fd00::7' }).flags).length, 1);
+});
+
+test('flags: --v takes klog\'s whole level range; --vmodule and --log_backtrace_at take klog\'s syntax', () => {
+  for (const v of ['0', '2', '10', '99', '-1', '2147483647', '-2147483648']) assert.equal(p([`-v=${v}`]).flags.v, Number(v), v);
+  usageError(['-v=2147483648'], {}, '--v=2147483648', '32-bit');
+  usageError(['-v=x'], {}, 'invalid value "x"');
+  assert.equal(p(['--vmodule=daemon=2,kube*=4']).flags.vmodule, 'daemon=2,kube*=4');
+  usageError(['--vmodule=daemon'], {}, 'expect comma-separated list of filename=N');
+  usageError(['--vmodule=daemon=x'], {}, 'expect comma-separated list of filename=N');
+  assert.equal(p(['--log_backtrace_at=main.go:12']).flags.logBacktraceAt, 'main.go:12');
+  usageError(['--log_backtrace_at=main.go'], {}, 'expect file.go:234');
 });
