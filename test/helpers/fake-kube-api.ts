@@ -95,15 +95,24 @@ export class FakeKubeApi {
 
   private readonly historyLimit: number;
 
-  async start(): Promise<void> {
+  /**
+   * Listens on 127.0.0.1 (a free port), or on the unix socket `path`:
+   * daemons in network namespaces reach a path, not our loopback.
+   */
+  async start(opts: { path?: string } = {}): Promise<void> {
     const server = createServer((req, res) => void this.handle(req, res));
     this.server = server;
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => {
+      if (opts.path !== undefined) server.listen(opts.path, resolve);
+      else server.listen(0, '127.0.0.1', resolve);
+    });
   }
 
   get url(): string {
     if (this.server === null) throw new Error('fake kube api not started');
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    const a = this.server.address();
+    if (typeof a === 'string') throw new Error(`fake kube api listens on ${a}, which has no URL; pass writeKubeconfig a server`);
+    return `http://127.0.0.1:${(a as AddressInfo).port}`;
   }
 
   get resourceVersion(): number {
@@ -124,13 +133,13 @@ export class FakeKubeApi {
     await new Promise<void>((resolve) => s.close(() => resolve()));
   }
 
-  /** A kubeconfig (JSON is YAML) pointing at this server with token auth, no TLS. */
-  writeKubeconfig(dir: string, name = 'kubeconfig'): string {
+  /** A kubeconfig (JSON is YAML) pointing at `server` (default: this server's URL) with token auth, no TLS. */
+  writeKubeconfig(dir: string, name = 'kubeconfig', server = this.url): string {
     const path = join(dir, name);
     const cfg = {
       apiVersion: 'v1',
       kind: 'Config',
-      clusters: [{ name: 'fake', cluster: { server: this.url } }],
+      clusters: [{ name: 'fake', cluster: { server } }],
       users: [{ name: 'weft', user: { token: this.token } }],
       contexts: [{ name: 'fake', context: { cluster: 'fake', user: 'weft' } }],
       'current-context': 'fake',

@@ -17,7 +17,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Testbed, nHosts, ping, waitReachable, type Host, type Pod } from '../../src/testbed/index.js';
-import { DEFAULT_NET_CONF, attachWeftPod, startWeftNode, weftStatus, type WeftNode } from '../../src/testbed/weft-node.js';
+import { DEFAULT_NET_CONF, WEFT_BIN, attachWeftPod, startWeftNode, weftStatus, type WeftNode } from '../../src/testbed/weft-node.js';
 import { rootSkip } from '../helpers/root.js';
 import { etcdSkip, etcdctl, startEtcd, type EtcdServer } from '../helpers/etcd-server.js';
 
@@ -137,6 +137,22 @@ describe('etcd lease store: two weft daemons', { skip: skip(), timeout: 240_000 
     await flannelPut(`${PREFIX}/subnets/10.244.201.0-24`, '{"PublicIP":"192.168.100.10","PublicIPv6":null}');
     for (const n of nodes) await waitPeer(n, '10.244.201.0/24', '192.168.100.10', 20_000);
     await pingBoth();
+  });
+
+  test('a bad net-conf in etcd: the message names the etcd key it was read from, not a file', async () => {
+    const h = etcdHost;
+    for (const [conf, want] of [
+      ['{"Network":"10.244.0.0/16","Backend":{"Type":"ipip"}}', /backend type "ipip" is not implemented by weft.* in etcd key \/weft-bad\/network\/config/],
+      ['{"Network":"10.244.0.0/31"}', /^weft: etcd key \/weft-bad\/network\/config: .*too small/m],
+    ] as const) {
+      await ctl('put', '/weft-bad/network/config', conf);
+      const r = await tb.exec(h.ns, [process.execPath, WEFT_BIN, `--iface=${h.underlayIf}`, `--etcd-endpoints=${etcd!.endpoint}`,
+        '--etcd-prefix=/weft-bad/network', `--subnet-file=${join(dir, 'bad.subnet.env')}`, `--control-socket=${join(dir, 'bad.sock')}`],
+      { timeoutMs: 30_000 });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, want);
+      assert.doesNotMatch(r.stderr, /net-conf\.json/, 'no file is named');
+    }
   });
 
   test('deleting a daemon\'s own lease key stops it with exit code 1 and says why', async () => {
