@@ -212,6 +212,11 @@ for (const [k, c] of SOURCE_CONFS.entries()) {
         assert.match(env, new RegExp(`^FLANNEL_MTU=${c.mtu}$`, 'm'));
         assert.match(env, /^FLANNEL_IPMASQ=true$/m);
         assert.equal(kube.flannelAnnotations(`node-${i + 1}`)['kube-subnet-manager'], 'true');
+        // --ip-masq: flanneld's masquerade and forward chains, whatever the backend.
+        const rules = (await tb.run(hosts[i]!.ns, ['iptables-save'])).stdout;
+        assert.match(rules, /-A POSTROUTING .*-j FLANNEL-POSTRTG/, `${n.host.name}: masquerade chain hooked`);
+        assert.match(rules, /-A FLANNEL-POSTRTG .*--comment "flanneld masq" -j MASQUERADE/, `${n.host.name}: masquerade rules`);
+        assert.match(rules, /-A FORWARD .*-j FLANNEL-FWD/, `${n.host.name}: forward chain hooked`);
       }
       for (const n of nodes) {
         await within(5_000, async () => (await weftStatus(tb, n) as { peers: unknown[] }).peers.length === (c.traffic ? 1 : 0),

@@ -8,12 +8,13 @@
  *   underlay MTU, nothing programmed, the lease kept after exit;
  * - wrong net-conf for host-gw and alloc, and host-gw behind NAT: start-up
  *   refused with the message, the host exactly as it was;
+ * - --ip-blackhole-route: the route, and put back when deleted;
  * - peer leases weft cannot use (not a flannel lease; vxlan without a
  *   VtepMAC): skipped with a warning naming them.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { access, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Testbed, twoHosts, type Host } from '../../src/testbed/index.js';
@@ -175,6 +176,22 @@ describe('bad input: refused before the host is touched; unusable peer leases wa
       await assert.rejects(access(join(dir, 'bad.subnet.env')), `${what}: no subnet.env`);
       assert.deepEqual(await readdir(join(dir, 'bad-leases')).catch(() => []), [], `${what}: no lease taken`);
     }
+  });
+
+  test('--ip-blackhole-route: a blackhole route for our subnet, put back every --iptables-resync seconds', async () => {
+    // A lease directory of its own: the next test's node must not see this lease.
+    const own = join(dir, 'blackhole');
+    await mkdir(own);
+    const n = await startWeftNode(tb, hosts[0], {
+      dir: own, netConf: '{"Network":"192.168.244.0/22","Backend":{"Type":"alloc"}}', extraArgs: ['--ip-blackhole-route', '--iptables-resync=1'],
+    });
+    const subnet = subnetOf(n);
+    const blackholes = async (): Promise<string> => (await tb.run(null, ['ip', '-n', hosts[0].ns, 'route', 'show', 'type', 'blackhole'])).stdout.trim();
+    assert.equal(await blackholes(), `blackhole ${subnet}`, 'in place once ready');
+    assert.match(await logOf(n), new RegExp(`blackhole route for ${subnet.replace(/\./g, '\\.')} added`));
+    await tb.run(null, ['ip', '-n', hosts[0].ns, 'route', 'del', 'blackhole', subnet]);
+    await within(3_000, async () => (await blackholes()) === `blackhole ${subnet}`, async () => `blackholes: ${await blackholes()}\n${await tail(n)}`);
+    await stopNode(n);
   });
 
   test('a lease file that is not a flannel lease, a vxlan lease without a VtepMAC: skipped, each warned about once', async () => {
