@@ -35,7 +35,7 @@ for d in typescript kubernetes-models dockerfile-ast benchmark; do
   [ ! -e "$prod/node_modules/$d" ] || fail "dev dependency $d is in the production install"
 done
 [ ! -e "$prod/src" ] && [ ! -e "$prod/dist/test" ] || fail "sources or tests were installed"
-want="weft $(node -p "require('$repo/package.json').version")"
+want="$(node -p "require('$repo/package.json').version")"
 
 # Run from elsewhere, through the bin link, as the image's ENTRYPOINT does.
 cd "$work"
@@ -46,7 +46,7 @@ grep -q -- '--kube-subnet-mgr' "$work/help.txt" || fail "weft --help does not li
 node "$prod/bin/weft.js" help >/dev/null || fail "node bin/weft.js help exited $?"
 # flanneld's arguments as kube-flannel.yml writes them, then --version.
 got=$("$work/bin/weft" --ip-masq --kube-subnet-mgr --iface=eth1 --version) || fail "flanneld's arguments were rejected"
-[ "$got" = "${want#weft }" ] || fail "--version printed '$got'"
+[ "$got" = "$want" ] || fail "--version printed '$got'"
 # The addon the builder compiled loads in the production tree.
 (cd "$prod" && node -e "import('./dist/src/native/index.js').then((m) => { m.requireNative(); })") ||
   fail "the native addon does not load from $prod"

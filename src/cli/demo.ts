@@ -1,8 +1,10 @@
 /**
  * `weft demo`: two hosts in network namespaces joined by a veth underlay, a
- * pod behind each, a weft daemon per host with the local lease store; then
- * pings both ways and a short iperf3 pod→pod. Everything it creates is
- * prefixed and removed on exit, on error and on Ctrl-C. Exit 0 only when
+ * pod behind each, a weft daemon per host with the local lease store (udp,
+ * or vxlan in whichever mode `auto` picks); then pings both ways and a
+ * short iperf3 pod→pod, and says which data path carried them. Everything
+ * it creates is prefixed and removed on exit, on error and on Ctrl-C
+ * (with --keep: left running for `weft top` until Ctrl-C). Exit 0 only when
  * traffic flowed both ways.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -10,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Testbed, ensureTools, twoHosts, ping, iperf3Server, iperf3Client, waitReachable } from '../testbed/index.js';
 import { attachWeftPod, startWeftNode, weftStatus, type WeftNode } from '../testbed/weft-node.js';
+import { commandUsage, parseCommandArgs, type Command } from './args.js';
 
 const TOOLS = [
   { bin: 'ip', debPackage: 'iproute2' },
@@ -17,8 +20,33 @@ const TOOLS = [
   { bin: 'iperf3', debPackage: 'iperf3' },
 ];
 
+export const DEMO_COMMAND: Command = {
+  name: 'demo',
+  summary: 'Two hosts in network namespaces, a pod behind each, a weft daemon per host; pings and iperf3 pod to pod (needs root).',
+  specs: [
+    { name: 'backend', type: 'string', default: 'udp', oneOf: ['udp', 'vxlan'], help: 'the backend both daemons run (vxlan: Mode auto)' },
+    { name: 'seconds', type: 'number', default: 3, help: 'length of the iperf3 run' },
+    { name: 'keep', type: 'bool', default: false, help: 'leave the hosts and daemons running for `weft top` until Ctrl-C' },
+  ],
+};
+
+const NET_CONF: Record<string, string> = {
+  udp: '{"Network":"10.244.0.0/16","Backend":{"Type":"udp"}}\n',
+  vxlan: '{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}\n',
+};
+
 export async function runDemo(argv: string[]): Promise<number> {
-  const seconds = Number(/^--seconds=(\d+)$/.exec(argv.find((a) => a.startsWith('--seconds=')) ?? '')?.[1] ?? 3);
+  const args = parseCommandArgs(DEMO_COMMAND, argv);
+  if (args === 'help') {
+    process.stdout.write(commandUsage(DEMO_COMMAND));
+    return 0;
+  }
+  const seconds = Number(args.seconds);
+  const backend = String(args.backend);
+  if (!(seconds >= 1 && seconds <= 60)) {
+    process.stderr.write(`weft demo: --seconds=${seconds} must be 1..60\n`);
+    return 2;
+  }
   if (process.getuid?.() !== 0) {
     process.stderr.write('weft demo needs root (it creates network namespaces and TUN devices): run it with sudo\n');
     return 2;
@@ -38,8 +66,9 @@ export async function runDemo(argv: string[]): Promise<number> {
     const { hosts } = await twoHosts(tb);
     const nodes: WeftNode[] = [];
     for (const h of hosts) {
-      const n = await startWeftNode(tb, h, { dir, extraArgs: ['--workers=2'] });
-      say(`weft on ${h.name}: lease ${n.subnet}, MTU ${n.mtu}`);
+      const n = await startWeftNode(tb, h, { dir, netConf: NET_CONF[backend]!, extraArgs: ['--workers=2'] });
+      const st = await weftStatus(tb, n) as { mode: string; tun: string; offloads: { path: string } };
+      say(`weft on ${h.name}: ${backend} backend, ${st.mode} on ${st.tun}, data path ${st.offloads.path}; lease ${n.subnet}, MTU ${n.mtu}`);
       nodes.push(n);
     }
     const [a, b] = [nodes[0]!, nodes[1]!];
@@ -73,9 +102,11 @@ export async function runDemo(argv: string[]): Promise<number> {
     say('');
     say(iperfError ? `iperf3 pod→pod failed: ${iperfError}` : `iperf3 TCP pod→pod, ${seconds} s: ${gbps.toFixed(2)} Gbit/s`);
     say('');
-    say('| daemon | tun→udp pkts | udp→tun pkts | dropped | drops by reason |');
-    say('|--------|--------------|--------------|---------|-----------------|');
-    for (const n of nodes) {
+    const kernel = (await weftStatus(tb, a) as { offloads: { path: string } }).offloads.path === 'kernel';
+    if (kernel) say('the kernel forwarded the packets (vxlan kernel mode): weft programmed the device and has no packet counters.');
+    else say('| daemon | tun→udp pkts | udp→tun pkts | dropped | drops by reason |');
+    if (!kernel) say('|--------|--------------|--------------|---------|-----------------|');
+    for (const n of kernel ? [] : nodes) {
       const s = await weftStatus(tb, n) as { totals: Record<string, number>; drops: Record<string, number> };
       const d = Object.entries(s.drops).filter(([, v]) => v > 0);
       const total = d.reduce((x, [, v]) => x + v, 0);
@@ -91,6 +122,14 @@ export async function runDemo(argv: string[]): Promise<number> {
         const log = await readFile(n.logFile, 'utf8').catch(() => '');
         say(`--- last lines of weft's log on ${n.host.name}:\n${log.split('\n').slice(-15).join('\n')}`);
       }
+    }
+    if (ok && args.keep === true) {
+      say('');
+      say('left running; in another terminal:');
+      for (const n of nodes) say(`  weft top --control-socket=${n.controlSocket}`);
+      say('Ctrl-C stops the daemons and removes everything.');
+      // The testbed's signal handler cleans up and exits; until then, wait.
+      await new Promise<never>(() => { setInterval(() => {}, 60_000); });
     }
     return ok ? 0 : 1;
   } finally {

@@ -4,26 +4,28 @@
  * /opt/bin/flanneld stood.
  */
 import { isWeftError } from '../errors.js';
-import { formatHelp, parseFlags } from '../config/flags.js';
+import { formatEffectiveFlags, formatHelp, parseFlags, type Flags } from '../config/flags.js';
+import { createLog, type LogFormat } from '../log.js';
 import { Daemon, VERSION } from '../control/daemon.js';
-import { runStatus } from './status.js';
-import { runDemo } from './demo.js';
-import { runTop } from './top.js';
+import { runStatus, STATUS_COMMAND } from './status.js';
+import { DEMO_COMMAND, runDemo } from './demo.js';
+import { runTop, TOP_COMMAND } from './top.js';
+import { commandUsage, parseCommandArgs, type Command } from './args.js';
 import { runInstallCni } from './install-cni.js';
 
 const SUBCOMMANDS = ['status', 'top', 'demo', 'install-cni', 'version', 'help'] as const;
 
-function log(msg: string): void {
-  process.stderr.write(`${new Date().toISOString()} weft: ${msg}\n`);
-}
+const VERSION_COMMAND: Command = { name: 'version', summary: 'Print weft\'s version (the same as --version).', specs: [] };
 
 export async function main(argv: string[]): Promise<number> {
   const sub = (SUBCOMMANDS as readonly string[]).includes(argv[0] ?? '') ? argv[0] : null;
   try {
     switch (sub) {
-      case 'version':
-        process.stdout.write(`weft ${VERSION}\n`);
+      case 'version': {
+        const args = parseCommandArgs(VERSION_COMMAND, argv.slice(1));
+        process.stdout.write(args === 'help' ? commandUsage(VERSION_COMMAND) : `${VERSION}\n`);
         return 0;
+      }
       case 'help':
         process.stdout.write(usage());
         return 0;
@@ -48,22 +50,31 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 function usage(): string {
+  const line = (left: string, text: string): string => `  ${left.padEnd(22)} ${text}`;
+  const commands = [STATUS_COMMAND, TOP_COMMAND, DEMO_COMMAND, VERSION_COMMAND].map((c) => line(`weft ${c.name}`, c.summary));
   return `weft ${VERSION} — flannel-compatible overlay daemon with a userspace data plane
 
 usage:
-  weft [flags]            run the daemon (flanneld's flags)
-  weft status [--json] [--control-socket PATH]
-  weft top [--interval=S] [--once] [--control-socket PATH]
-  weft demo               two hosts in network namespaces, pod-to-pod traffic (root)
-  weft install-cni [--src=PATH] [--dest=PATH] [--cni-bin-dir=DIR]
-  weft version
+${line('weft [flags]', 'run the daemon (flanneld\'s flags, below)')}
+${commands.join('\n')}
+${line('weft install-cni', 'install the CNI conflist (the DaemonSet\'s init step)')}
+${line('weft <command> --help', 'that command\'s flags')}
 
 flags:
 ${formatHelp()}`;
 }
 
 async function runDaemon(argv: string[]): Promise<number> {
-  const { flags, positionals } = parseFlags(argv, process.env);
+  let parsed: { flags: Flags; positionals: string[] };
+  try {
+    parsed = parseFlags(argv, process.env);
+  } catch (e) {
+    // The flags that would pick the log format did not parse: klog's text.
+    if (!isWeftError(e)) throw e;
+    createLog({ format: 'text', verbosity: 0 }).fatal(e.message);
+    return e.code === 'EUSAGE' ? 2 : 1;
+  }
+  const { flags, positionals } = parsed;
   if (flags.version) {
     process.stdout.write(`${VERSION}\n`);
     return 0;
@@ -76,13 +87,23 @@ async function runDaemon(argv: string[]): Promise<number> {
     process.stderr.write(`weft: unexpected argument "${positionals[0]}"; subcommands are ${SUBCOMMANDS.join(', ')}\n`);
     return 2;
   }
+  const log = createLog({ format: flags.logFormat as LogFormat, verbosity: flags.v });
+  log.info(`weft ${VERSION} starting (node ${process.version}): ${formatEffectiveFlags(flags)}`);
   const daemon = new Daemon(flags, log);
   const onSignal = (sig: string) => {
-    log(`${sig}: shutting down`);
+    log.info(`${sig}: shutting down`);
     void daemon.stop(0);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  await daemon.start();
-  return await daemon.finished;
+  try {
+    await daemon.start();
+  } catch (e) {
+    // Start-up errors are F lines with the message they always had.
+    log.fatal(e instanceof Error ? e.message : String(e));
+    return isWeftError(e) && e.code === 'EUSAGE' ? 2 : 1;
+  }
+  const code = await daemon.finished;
+  log.info(code === 0 ? 'exiting cleanly' : `exiting with code ${code}`);
+  return code;
 }

@@ -1,5 +1,5 @@
 /** `weft status`: one look at a running daemon through its control socket. */
-import { parseFlags } from '../config/flags.js';
+import { commandUsage, controlSocketArg, parseCommandArgs, type Command } from './args.js';
 import { controlRequest } from '../control/control-server.js';
 
 export interface Status {
@@ -14,11 +14,20 @@ export interface Status {
   kernelDrops?: { udpSocket: number; tunQueue: number } | null;
 }
 
+export const STATUS_COMMAND: Command = {
+  name: 'status',
+  summary: 'One look at a running daemon through its control socket: lease, peers, ignored peers, counters, drops, workers.',
+  specs: [{ name: 'json', type: 'bool', default: false, help: 'print the status JSON as the daemon sends it' }, controlSocketArg()],
+};
+
 export async function runStatus(argv: string[]): Promise<number> {
-  const json = argv.includes('--json');
-  const { flags } = parseFlags(argv.filter((a) => a !== '--json'), process.env);
-  const s = await controlRequest(flags.controlSocket, 'GET', '/status') as Status;
-  if (json) {
+  const args = parseCommandArgs(STATUS_COMMAND, argv);
+  if (args === 'help') {
+    process.stdout.write(commandUsage(STATUS_COMMAND));
+    return 0;
+  }
+  const s = await controlRequest(String(args['control-socket']), 'GET', '/status') as Status;
+  if (args.json === true) {
     process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
     return 0;
   }

@@ -3,7 +3,7 @@
  * per-peer and per-drop-reason rates computed from successive snapshots of
  * the control socket's counters. q or Ctrl-C quits.
  */
-import { parseFlags } from '../config/flags.js';
+import { commandUsage, controlSocketArg, parseCommandArgs, type Command } from './args.js';
 import { WeftError } from '../errors.js';
 import { controlRequest } from '../control/control-server.js';
 import type { Status } from './status.js';
@@ -61,17 +61,30 @@ export function renderTop(cur: Sample, prev: Sample | null): string {
   return `${lines.join('\n')}\n`;
 }
 
+export const TOP_COMMAND: Command = {
+  name: 'top',
+  summary: 'The daemon\'s status, refreshing, with rates per peer and per drop reason (q or Ctrl-C quits).',
+  specs: [
+    { name: 'interval', type: 'number', default: 1, help: 'seconds between samples, 0.1..3600' },
+    { name: 'once', type: 'bool', default: false, help: 'take two samples an interval apart, print one screen and exit' },
+    controlSocketArg(),
+  ],
+};
+
 export async function runTop(argv: string[]): Promise<number> {
-  const intervalArg = argv.find((a) => a.startsWith('--interval='));
-  const once = argv.includes('--once');
-  const rest = argv.filter((a) => a !== '--once' && !a.startsWith('--interval='));
-  const interval = intervalArg ? Number(intervalArg.slice('--interval='.length)) : 1;
-  if (!(interval >= 0.1 && interval <= 3600)) {
-    throw new WeftError('EUSAGE', `--interval=${intervalArg?.slice(11)} must be seconds between 0.1 and 3600`);
+  const args = parseCommandArgs(TOP_COMMAND, argv);
+  if (args === 'help') {
+    process.stdout.write(commandUsage(TOP_COMMAND));
+    return 0;
   }
-  const { flags } = parseFlags(rest, process.env);
+  const interval = Number(args.interval);
+  const once = args.once === true;
+  if (!(interval >= 0.1 && interval <= 3600)) {
+    throw new WeftError('EUSAGE', `top: --interval=${interval} must be seconds between 0.1 and 3600`);
+  }
+  const socket = String(args['control-socket']);
   const get = async (): Promise<Sample> => ({
-    at: Date.now(), s: await controlRequest(flags.controlSocket, 'GET', '/status') as Status,
+    at: Date.now(), s: await controlRequest(socket, 'GET', '/status') as Status,
   });
   let prev = await get();
   if (once) {

@@ -59,7 +59,7 @@ export const FLAGS = [
   { name: 'set-node-network-unavailable', type: 'bool', default: true, help: 'set NodeNetworkUnavailable after ready' },
   { name: 'use-multi-cluster-cidr', type: 'bool', default: false, ignored: 'the MultiClusterCIDR API is gone from Kubernetes and from flanneld', help: 'use MultiClusterCIDR API (alpha)' },
   { name: 'persistent-mac', type: 'bool', default: false, ignored: 'weft always keeps the VTEP MAC across restarts', help: 'keep MAC address of flannel.1 interface beyond reboots (alpha)' },
-  { name: 'v', type: 'int', default: 0, ignored: 'weft has a single log level and logs every message', help: 'number for the log level verbosity' },
+  { name: 'v', type: 'int', default: 0, help: 'number for the log level verbosity (weft logs more at 1 and 2)' },
   { name: 'vmodule', type: 'string', default: '', ignored: 'weft does not log through klog', help: 'comma-separated list of pattern=N settings for file-filtered logging' },
   { name: 'log_backtrace_at', type: 'string', default: '', ignored: 'weft does not log through klog', help: 'when logging hits line file:N, emit a stack trace' },
   { name: 'help', type: 'bool', default: false, env: false, help: 'print this message' },
@@ -73,6 +73,8 @@ export const FLAGS = [
   { name: 'offload-gso', type: 'bool', default: true, weft: true, help: 'send split super-packets as UDP_SEGMENT runs (needs offload-tun)' },
   { name: 'offload-gro', type: 'bool', default: true, weft: true, help: 'receive runs of datagrams with UDP_GRO' },
   { name: 'offload-coalesce', type: 'bool', default: true, weft: true, help: 'merge received TCP/UDP segments into super-packets before the TUN write (needs offload-tun)' },
+  { name: 'log-format', type: 'string', default: 'text', weft: true, help: 'text: klog lines as flanneld writes them; json: one JSON object per line (ts, level, msg, fields)' },
+  { name: 'metrics-per-peer', type: 'bool', default: false, weft: true, help: 'also export per-peer packet and byte series on /metrics (four per peer: grows with the cluster)' },
   { name: 'keep-warm', type: 'int', default: 1, weft: true, help: 'for 1 s after its last packet an idle worker runs a dry forwarding turn every this many ms, so a packet after a pause finds the path in CPU cache (0 = off)' },
 ] as const satisfies readonly FlagSpec[];
 
@@ -121,6 +123,8 @@ export interface Flags {
   offloadGso: boolean;
   offloadGro: boolean;
   offloadCoalesce: boolean;
+  logFormat: string;
+  metricsPerPeer: boolean;
   keepWarm: number;
   /** Flag names (as in FLAGS) given on the command line or through env. */
   explicit: Set<string>;
@@ -314,6 +318,7 @@ function validate(f: Flags): void {
   checkVmodule(f.vmodule);
   checkBacktraceAt(f.logBacktraceAt);
   range('workers', f.workers, 0, 1024, 'number of worker threads, or 0 for min(cores, 4)');
+  if (f.logFormat !== 'text' && f.logFormat !== 'json') usage(`--log-format=${JSON.stringify(f.logFormat)}: use text or json`);
   range('keep-warm', f.keepWarm, 0, 100, 'milliseconds between keep-warm ticks, 1..100, or 0 to turn them off');
   if (f.tunName.length === 0 || f.tunName.length > 15 || /[\s/]/.test(f.tunName)) {
     usage(`--tun-name=${JSON.stringify(f.tunName)} is not a valid interface name (1..15 characters, no spaces or "/")`);
@@ -335,13 +340,32 @@ function checkBacktraceAt(text: string): void {
   if (!/^[^:]+:\d+$/.test(text)) usage(`--log_backtrace_at=${JSON.stringify(text)}: syntax error: expect file.go:234`);
 }
 
+/** Flags whose value the start-up banner does not print. */
+const SECRET_FLAGS = new Set(['etcd-password']);
+
+/**
+ * Every daemon flag's effective value, `--name=value` in table order
+ * (lists comma-joined, secrets redacted), for the start-up banner.
+ */
+export function formatEffectiveFlags(f: Flags): string {
+  const out: string[] = [];
+  for (const spec of FLAGS as readonly FlagSpec[]) {
+    if (spec.env === false) continue; // --version, --help: never in effect for a running daemon
+    const raw = (f as unknown as Record<string, unknown>)[flagKey(spec.name)];
+    let text = Array.isArray(raw) ? raw.join(',') : String(raw);
+    if (SECRET_FLAGS.has(spec.name) && text !== '') text = '<redacted>';
+    out.push(`--${spec.name}=${/[\s"]/.test(text) ? JSON.stringify(text) : text}`);
+  }
+  return out.join(' ');
+}
+
 /** One start-up warning per ignored flag the command line or env gave. */
 export function ignoredFlagWarnings(f: Flags): string[] {
   const out: string[] = [];
   for (const spec of FLAGS as readonly FlagSpec[]) {
     if (spec.ignored === undefined || !f.explicit.has(spec.name)) continue;
     const v = (f as unknown as Record<string, unknown>)[flagKey(spec.name)];
-    out.push(`warning: --${spec.name}=${String(v)} is accepted for flanneld compatibility and ignored: ${spec.ignored}`);
+    out.push(`--${spec.name}=${String(v)} is accepted for flanneld compatibility and ignored: ${spec.ignored}`);
   }
   return out;
 }

@@ -15,6 +15,7 @@ import type { Server } from 'node:http';
 import { isWeftError, WeftError } from '../errors.js';
 import { formatIpv4, formatIpv4Prefix, type Ipv4Prefix } from '../wire/ipv4-addr.js';
 import { ignoredFlagWarnings, type Flags } from '../config/flags.js';
+import type { Log } from '../log.js';
 import { parseNetConfFrom, type NetConf } from '../config/net-conf.js';
 import { formatSubnetEnv, previousSubnet, writeSubnetEnv } from '../config/subnet-env.js';
 import { findUnderlay, type Underlay } from '../config/underlay.js';
@@ -57,8 +58,6 @@ const MAX_PEERS = 16_384;
 /** How long start-up waits for the workers to finish their JIT warm-up and start forwarding. */
 const WORKERS_RUNNING_TIMEOUT_MS = 10_000;
 
-export type Logger = (msg: string) => void;
-
 interface PeerState { lease: Lease; slot: number }
 /** A peer lease we do not route: another backend's (`mismatch`), or ours but unusable. */
 interface IgnoredPeer { lease: Lease; why: string; mismatch: boolean }
@@ -82,6 +81,8 @@ export class Daemon {
   private ready = false;
   private stopWatch: (() => void) | null = null;
   private renewTimer: NodeJS.Timeout | null = null;
+  private readonly renewals = { ok: 0, failed: 0 };
+  private storeKind = '';
   private readonly peers = new Map<string, PeerState>();
   private readonly ignored = new Map<string, IgnoredPeer>();
   private offloads: WorkerOffloads = { vnet: false, gso: false, gro: false, merge: 0 };
@@ -103,7 +104,7 @@ export class Daemon {
   /** Resolves with the exit code when the daemon stops. */
   readonly finished: Promise<number> = new Promise((r) => { this.done = r; });
 
-  constructor(private readonly flags: Flags, private readonly log: Logger) {}
+  constructor(private readonly flags: Flags, private readonly log: Log) {}
 
   async start(): Promise<void> {
     try {
@@ -130,21 +131,24 @@ export class Daemon {
         netConfPath: f.netConfigPath, setNodeNetworkUnavailable: false,
       });
       this.kubeStore = kube;
+      this.storeKind = 'kube';
       return kube;
     }
     if (f.explicit.has('etcd-endpoints')) {
       const { EtcdLeaseStore, etcdOptionsFromFlags } = await import('../subnet/etcd.js');
+      this.storeKind = 'etcd';
       return new EtcdLeaseStore(etcdOptionsFromFlags(f, { log: this.log }));
     }
+    this.storeKind = 'local';
     return new LocalLeaseStore({ dir: f.leaseDir, netConfPath: f.netConfigPath, log: this.log });
   }
 
   private async startUp(): Promise<void> {
     const f = this.flags;
-    for (const w of ignoredFlagWarnings(f)) this.log(w);
+    for (const w of ignoredFlagWarnings(f)) this.log.warn(w);
     requireNative(); // a missing addon is a start-up error, not a worker crash loop
     // Health first, as flanneld does: /healthz answers while we start.
-    const metrics = createMetrics(() => this.status());
+    const metrics = createMetrics(() => this.status(), { perPeer: f.metricsPerPeer });
     this.health = await startHealthServer({
       host: f.healthzIp, port: f.healthzPort, ready: () => this.ready, metrics: () => metrics.render(),
     });
@@ -175,7 +179,7 @@ export class Daemon {
     if (plan.kind === 'vxlan') {
       const choice = await chooseVxlanMode(plan.mode, canCreateVxlan);
       mode = choice.mode;
-      this.log(vxlanModeLine(choice));
+      this.log.info(vxlanModeLine(choice));
       this.vtepMac = stableVtepMac(underlay.publicIp, plan.vni);
     }
     this.mode = mode;
@@ -184,13 +188,13 @@ export class Daemon {
       throw new WeftError('EUSAGE', `--workers ${workers} is more than ${MAX_WORKERS}; pick 1..${MAX_WORKERS}`);
     }
     if (mode !== 'alloc' && (await readSysctl('/proc/sys/net/ipv4/ip_forward')) === '0') {
-      this.log('warning: net.ipv4.ip_forward is 0; pod traffic will not be forwarded until it is set to 1');
+      this.log.warn('net.ipv4.ip_forward is 0; pod traffic will not be forwarded until it is set to 1');
     }
 
     const previous = await previousSubnet(f.subnetFile);
     const lease = await store.acquire(conf, { attrs: leaseAttrsFor(plan, underlay.publicIp, this.vtepMac), previous });
     this.lease = lease;
-    this.log(`lease ${formatIpv4Prefix(lease.subnet)} (public IP ${formatIpv4(underlay.publicIp)}, `
+    this.log.info(`lease ${formatIpv4Prefix(lease.subnet)} (public IP ${formatIpv4(underlay.publicIp)}, `
       + `underlay ${underlay.name} MTU ${underlay.mtu})`);
 
     if (plan.kind === 'vxlan' && mode === 'vxlan-kernel') {
@@ -223,7 +227,7 @@ export class Daemon {
     this.ready = true;
     // NetworkUnavailable=False only once the network is really up, as flanneld.
     if (this.kubeStore && f.setNodeNetworkUnavailable) await this.kubeStore.completeLease();
-    this.log(`ready: ${readyLine(plan, mode, this.tunName, underlay.name, workers)}, MTU ${mtu}, wrote ${f.subnetFile}`);
+    this.log.info(`ready: ${readyLine(plan, mode, this.tunName, underlay.name, workers)}, MTU ${mtu}, wrote ${f.subnetFile}`);
     this.scheduleRenew();
   }
 
@@ -232,21 +236,20 @@ export class Daemon {
    * seconds; we also add it at once. Failures are logged when they change.
    */
   private async startBlackhole(lease: Lease): Promise<void> {
-    let last = '';
+    const dst = formatIpv4Prefix(lease.subnet);
+    let failing = '';
     const ensure = async (): Promise<void> => {
-      let now: string;
       try {
         if (await ensureBlackholeRoute(lease.subnet)) {
           this.blackholeAdded = lease.subnet;
-          now = `blackhole route for ${formatIpv4Prefix(lease.subnet)} added`;
-        } else {
-          now = last.startsWith('warning') ? `blackhole route for ${formatIpv4Prefix(lease.subnet)} present` : last;
+          this.log.info(`blackhole route for ${dst} added`);
         }
+        failing = '';
       } catch (e) {
-        now = `warning: blackhole route for ${formatIpv4Prefix(lease.subnet)}: ${e instanceof Error ? e.message : String(e)}`;
+        const why = e instanceof Error ? e.message : String(e);
+        if (why !== failing) this.log.warn(`blackhole route for ${dst}: ${why}`);
+        failing = why;
       }
-      if (now !== last) this.log(now);
-      last = now;
     };
     await ensure();
     this.blackholeTimer = setInterval(() => void ensure(), this.flags.iptablesResync * 1000);
@@ -268,7 +271,7 @@ export class Daemon {
     let merge = 0;
     if (want.tun) {
       const p = await probeTunOffload();
-      this.log(`offload probe (TUN): ${p.detail}`);
+      this.log.info(`offload probe (TUN): ${p.detail}`);
       if (p.accepted !== 0 && p.tcpMerge) {
         tunFlags = p.accepted;
         if (want.coalesce) merge = MERGE_TCP | (p.udpMerge ? MERGE_UDP : 0);
@@ -277,7 +280,7 @@ export class Daemon {
     let udp = { gso: false, gro: false };
     if (want.gso || want.gro) {
       const p = probeUdpOffload();
-      this.log(`offload probe (UDP): ${p.detail}`);
+      this.log.info(`offload probe (UDP): ${p.detail}`);
       udp = { gso: want.gso && tunFlags !== 0 && p.gso, gro: want.gro && p.gro };
     }
     const tun = openTun(tunName, workers, tunFlags !== 0 ? native.TUN_VNET_HDR : 0);
@@ -300,7 +303,7 @@ export class Daemon {
     this.offloads = { vnet: tunFlags !== 0, gso: udp.gso, gro: udp.gro, merge };
     this.tunOffloadFlags = tunFlags;
     const path = this.offloads.vnet || this.offloads.gro ? 'offload' : 'batched-per-packet';
-    this.log(`data path: ${path} (tun vnet_hdr ${this.offloads.vnet ? `on, TUNSETOFFLOAD 0x${tunFlags.toString(16)}` : 'off'}, `
+    this.log.info(`data path: ${path} (tun vnet_hdr ${this.offloads.vnet ? `on, TUNSETOFFLOAD 0x${tunFlags.toString(16)}` : 'off'}, `
       + `udp gso ${udp.gso ? 'on' : 'off'}, udp gro ${udp.gro ? 'on' : 'off'}, `
       + `coalesce ${merge === 0 ? 'off' : (merge & MERGE_UDP) !== 0 ? 'tcp+udp' : 'tcp'})`);
     const routes = RouteTableWriter.create({ maxPeers: MAX_PEERS });
@@ -328,7 +331,7 @@ export class Daemon {
     // Each worker warms its JIT before its loop (dataplane/warmup.ts); ready
     // means packets are being forwarded, not queued behind a warm-up.
     if (!(await this.supervisor.running(WORKERS_RUNNING_TIMEOUT_MS))) {
-      this.log(`warning: not every worker was forwarding within ${WORKERS_RUNNING_TIMEOUT_MS} ms of its start`);
+      this.log.warn(`not every worker was forwarding within ${WORKERS_RUNNING_TIMEOUT_MS} ms of its start`);
     }
   }
 
@@ -350,7 +353,7 @@ export class Daemon {
       this.masq = masq;
     } catch (e) {
       if (f.ipMasq) throw e;
-      this.log(`warning: forward rules not installed: ${e instanceof Error ? e.message : String(e)}`);
+      this.log.warn(`forward rules not installed: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
 
@@ -359,11 +362,11 @@ export class Daemon {
     const firstBatch = new Promise<void>((r) => { first = r; });
     this.stopWatch = this.store!.watch(own, (events) => {
       this.commitChain = this.commitChain.then(() => this.applyEvents(events)).catch((e: unknown) => {
-        this.log(`route update failed: ${e instanceof Error ? e.message : String(e)}`);
+        this.log.error(`route update failed: ${e instanceof Error ? e.message : String(e)}`);
       });
       if (first) { void this.commitChain.then(first); first = null; }
     }, () => {
-      this.log(`our lease ${formatIpv4Prefix(own.subnet)} was revoked; stopping`);
+      this.log.error(`our lease ${formatIpv4Prefix(own.subnet)} was revoked; stopping`);
       void this.stop(1);
     });
     // Peers known at start are routed before we report ready; an empty
@@ -388,7 +391,7 @@ export class Daemon {
       vxlanChanges.set(key, null);
       hostRoutes.set(key, null);
       if (ev.type === 'removed') {
-        if (had) this.log(`peer ${key} removed`);
+        if (had) this.log.info(`peer ${key} removed`);
         continue;
       }
       const l = ev.lease;
@@ -398,7 +401,7 @@ export class Daemon {
         this.ignored.set(key, { lease: l, why: v.why, mismatch: v.mismatch });
         // One warning per peer, again only if what is wrong with it changes.
         if (wasIgnored?.why !== v.why) {
-          this.log(`warning: ignoring ${v.mismatch ? `non-${plan.kind} ` : ''}subnet ${key} at ${at}: ${v.why}`);
+          this.log.warn(`ignoring ${v.mismatch ? `non-${plan.kind} ` : ''}subnet ${key} at ${at}: ${v.why}`);
         }
         continue;
       }
@@ -412,11 +415,13 @@ export class Daemon {
       if (mac) vxlanChanges.set(key, { subnet: l.subnet, publicIp: l.attrs.publicIp, vtepMac: mac });
       hostRoutes.set(key, { dst: l.subnet, gw: l.attrs.publicIp });
       this.peers.set(key, { lease: l, slot });
-      this.log(`peer ${key} ${ev.type} at ${at}${mac ? ` (VtepMAC ${formatMac(mac)})` : ''}`);
+      this.log.info(`peer ${key} ${ev.type} at ${at}${mac ? ` (VtepMAC ${formatMac(mac)})` : ''}`);
     }
     if (routes) await routes.commit();
     if (this.kernel) await this.kernel.update(vxlanChanges);
     if (this.hostGw) await this.hostGw.update(hostRoutes);
+    this.log.v(2, `applied ${events.length} peer events: ${this.peers.size} peers routed, ${this.ignored.size} ignored`
+      + `${routes ? `, route table epoch ${routes.epoch}` : ''}`);
   }
 
   private scheduleRenew(): void {
@@ -427,14 +432,16 @@ export class Daemon {
     this.renewTimer = setTimeout(() => {
       this.store!.renew(this.lease!).then((l) => {
         this.lease = l;
-        this.log(`lease ${formatIpv4Prefix(l.subnet)} renewed until ${new Date(l.expiration).toISOString()}`);
+        this.renewals.ok++;
+        this.log.info(`lease ${formatIpv4Prefix(l.subnet)} renewed until ${new Date(l.expiration).toISOString()}`);
       }, (e: unknown) => {
         if (isWeftError(e, 'EREVOKED')) {
-          this.log(`our lease was revoked: ${e.message}; stopping`);
+          this.log.error(`our lease was revoked: ${e.message}; stopping`);
           void this.stop(1);
           return;
         }
-        this.log(`lease renewal failed (will retry): ${e instanceof Error ? e.message : String(e)}`);
+        this.renewals.failed++;
+        this.log.warn(`lease renewal failed (will retry): ${e instanceof Error ? e.message : String(e)}`);
       }).finally(() => this.scheduleRenew());
     }, wait);
     this.renewTimer.unref();
@@ -446,6 +453,9 @@ export class Daemon {
       : { totals: {}, drops: {}, perWorker: [] };
     return {
       version: VERSION,
+      ready: this.ready,
+      leaseRenewals: { ...this.renewals },
+      store: this.store ? { kind: this.storeKind, errors: this.store.errors } : null,
       pid: process.pid,
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
       backend: this.plan?.kind ?? null,
@@ -507,7 +517,7 @@ export class Daemon {
     if (failedStart && this.blackholeAdded) await removeBlackholeRoute(this.blackholeAdded).catch(() => undefined);
     this.blackholeAdded = null;
     await this.masq?.stop().catch((e: unknown) => {
-      this.log(`removing masquerade rules failed: ${e instanceof Error ? e.message : String(e)}`);
+      this.log.error(`removing masquerade rules failed: ${e instanceof Error ? e.message : String(e)}`);
     });
     this.masq = null;
     await this.health?.close();

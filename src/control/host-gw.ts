@@ -6,6 +6,7 @@
  */
 import { formatIpv4, formatIpv4Prefix } from '../wire/ipv4-addr.js';
 import { applyHostRoutes, isOurRoute, planHostRoutes, readMainRoutes, type HostRoute, type MainRoute } from '../netlink/index.js';
+import type { Log } from '../log.js';
 
 /** flanneld's routeCheckRetries × 1 s. */
 export const HOST_GW_CHECK_MS = 10_000;
@@ -15,7 +16,7 @@ const FAILURE_LOG_EVERY = 6;
 export interface HostGwOptions {
   /** The underlay device the routes go through. */
   dev: string;
-  log: (msg: string) => void;
+  log: Log;
   checkMs?: number;
 }
 
@@ -92,7 +93,7 @@ export class HostGw {
 
   private serialize(fn: () => Promise<unknown>): Promise<unknown> {
     this.chain = this.chain.then(fn).catch((e: unknown) => {
-      this.o.log(`host-gw: ${e instanceof Error ? e.message : String(e)}`);
+      this.o.log.error(`host-gw: ${e instanceof Error ? e.message : String(e)}`);
     });
     return this.chain;
   }
@@ -109,11 +110,11 @@ export class HostGw {
     const plan = planHostRoutes(dev, [...this.routes.values()], have);
     for (const r of plan.del) {
       const want = this.routes.get(r.dst);
-      this.o.log(`host-gw: replacing the route to ${r.dst} (${describe(r)}) with via ${formatIpv4(want?.gw ?? 0)} dev ${dev}`);
+      this.o.log.warn(`host-gw: replacing the route to ${r.dst} (${describe(r)}) with via ${formatIpv4(want?.gw ?? 0)} dev ${dev}`);
     }
     del.push(...plan.del);
     const res = await applyHostRoutes(dev, del, plan.add);
-    for (const [dst, why] of res.delFailed) this.o.log(`host-gw: deleting the route to ${dst} failed: ${why}`);
+    for (const [dst, why] of res.delFailed) this.o.log.error(`host-gw: deleting the route to ${dst} failed: ${why}`);
     for (const r of plan.add) this.noteAdd(r, res.addFailed.get(formatIpv4Prefix(r.dst)), check);
   }
 
@@ -125,9 +126,9 @@ export class HostGw {
     if (error === undefined) {
       const was = this.failing.get(key);
       this.failing.delete(key);
-      if (was !== undefined) this.o.log(`host-gw: route ${route} added after ${was.attempts} failed attempts`);
-      else if (check && this.installed.has(key)) this.o.log(`host-gw: route ${route} was missing; recovered`);
-      else this.o.log(`host-gw: route ${route} added`);
+      if (was !== undefined) this.o.log.info(`host-gw: route ${route} added after ${was.attempts} failed attempts`);
+      else if (check && this.installed.has(key)) this.o.log.info(`host-gw: route ${route} was missing; recovered`);
+      else this.o.log.v(1, `host-gw: route ${route} added`);
       this.installed.add(key);
       return;
     }
@@ -142,7 +143,7 @@ export class HostGw {
       ? ` (the peer's PublicIP ${formatIpv4(r.gw)} is not on a network ${this.o.dev} reaches directly, and host-gw needs every `
         + 'node on one L2 segment; for nodes on other segments use the vxlan backend with "DirectRouting": true)'
       : '';
-    this.o.log(`host-gw: cannot add the route to peer ${key} (${route}; attempt ${f.attempts}, retried every `
+    this.o.log.error(`host-gw: cannot add the route to peer ${key} (${route}; attempt ${f.attempts}, retried every `
       + `${(this.o.checkMs ?? HOST_GW_CHECK_MS) / 1000} s): ${error}${hint}`);
   }
 }

@@ -8,6 +8,7 @@
 import { formatIpv4, formatIpv4Prefix, type Ipv4Prefix } from '../wire/ipv4-addr.js';
 import { readFile, writeFile } from 'node:fs/promises';
 import { ip } from './ip.js';
+import type { Log } from '../log.js';
 
 export interface TunSetup {
   readonly name: string;
@@ -16,7 +17,7 @@ export interface TunSetup {
   readonly mtu: number;
   /** Kernel queue length; a deep queue absorbs bursts instead of dropping. */
   readonly txQueueLen: number;
-  readonly log: (msg: string) => void;
+  readonly log: Log;
 }
 
 export async function configureTun(s: TunSetup): Promise<void> {
@@ -29,7 +30,7 @@ export async function configureTun(s: TunSetup): Promise<void> {
   await writeFile(`/proc/sys/net/ipv4/conf/${s.name}/accept_local`, '1').catch((e: unknown) => {
     // Read-only /proc/sys (an unprivileged container): forwarding works, only
     // weft's own ICMP errors are lost; say how to get them back.
-    s.log(`warning: cannot set net.ipv4.conf.${s.name}.accept_local=1 (${e instanceof Error ? e.message : String(e)}); `
+    s.log.warn(`cannot set net.ipv4.conf.${s.name}.accept_local=1 (${e instanceof Error ? e.message : String(e)}); `
       + 'weft\'s ICMP errors (unreachable, frag-needed, time-exceeded) will be dropped by the kernel as martians. '
       + 'Set the sysctl from a privileged init container to keep them.');
   });

@@ -9,6 +9,7 @@ import {
   canCreateVxlan, ensureVxlanDevice, setDeviceAddress, syncPeers, vxlanDeviceName, watchDevice,
   type DeviceWatch, type VxlanPeer,
 } from '../netlink/index.js';
+import type { Log } from '../log.js';
 
 export interface KernelVxlanOptions {
   vni: number;
@@ -21,7 +22,7 @@ export interface KernelVxlanOptions {
   gbp: boolean;
   directRouting: boolean;
   lease: Ipv4Prefix;
-  log: (msg: string) => void;
+  log: Log;
 }
 
 export { canCreateVxlan };
@@ -48,15 +49,15 @@ export class KernelVxlan {
       vni: o.vni, localAddr: o.localAddr, underlayDev: o.underlayDev, port: o.port, mtu: o.mtu, mac: o.mac,
       learning: o.learning, gbp: o.gbp, log: o.log,
     });
-    o.log(`kernel vxlan: ${this.dev} ${r.created ? (r.replaced ? 'replaced' : 'created') : 'reused'} (ifindex ${r.ifindex})`);
+    o.log.info(`kernel vxlan: ${this.dev} ${r.created ? (r.replaced ? 'replaced' : 'created') : 'reused'} (ifindex ${r.ifindex})`);
     await setDeviceAddress(this.dev, o.lease);
     await this.sync();
     this.watch?.stop();
     this.watch = watchDevice(this.dev, () => {
       if (this.stopped) return;
-      o.log(`kernel vxlan: ${this.dev} disappeared; recreating it`);
+      o.log.warn(`kernel vxlan: ${this.dev} disappeared; recreating it`);
       this.serialize(() => this.program());
-    }, { onError: (e) => o.log(`kernel vxlan: watching ${this.dev}: ${e instanceof Error ? e.message : String(e)}`) });
+    }, { onError: (e) => o.log.error(`kernel vxlan: watching ${this.dev}: ${e instanceof Error ? e.message : String(e)}`) });
   }
 
   private sync(): Promise<{ added: number; removed: number }> {
@@ -65,7 +66,7 @@ export class KernelVxlan {
 
   private serialize(fn: () => Promise<unknown>): Promise<unknown> {
     this.chain = this.chain.then(fn).catch((e: unknown) => {
-      this.o.log(`kernel vxlan: ${e instanceof Error ? e.message : String(e)}`);
+      this.o.log.error(`kernel vxlan: ${e instanceof Error ? e.message : String(e)}`);
     });
     return this.chain;
   }

@@ -29,6 +29,7 @@
 import { runBounded } from '../child.js';
 import { WeftError } from '../errors.js';
 import { formatIpv4Prefix, type Ipv4Prefix } from '../wire/ipv4-addr.js';
+import type { Log } from '../log.js';
 
 export interface CommandResult { code: number; stdout: string; stderr: string }
 /** Runs argv (argv[0] looked up in PATH), writing `input` to its stdin when given. */
@@ -313,7 +314,7 @@ export interface MasqOptions {
   randomFully?: boolean;
   /** --iptables-resync. */
   resyncSeconds: number;
-  log: (msg: string) => void;
+  log: Log;
   /** Injected in tests to run the tools inside a namespace. */
   run?: CommandRunner;
 }
@@ -372,7 +373,7 @@ export class MasqRules {
       await this.removeNftBestEffort();
     }
     const what = [this.opts.masq ? 'masquerade' : '', this.opts.forwardRules ? 'forward' : ''].filter(Boolean).join(' and ');
-    this.log(`${this.o.nftables ? 'nftables' : 'iptables'}: ${what || 'no'} rules for ${formatIpv4Prefix(this.o.network)}`
+    this.o.log.info(`${this.o.nftables ? 'nftables' : 'iptables'}: ${what || 'no'} rules for ${formatIpv4Prefix(this.o.network)}`
       + ` (lease ${formatIpv4Prefix(this.o.lease)})${this.opts.randomFully ? ', random-fully' : ''}`);
     await this.serial(() => this.ensure(true));
     this.schedule();
@@ -397,13 +398,12 @@ export class MasqRules {
     });
   }
 
-  private log(msg: string): void { this.o.log(msg); }
 
   private schedule(): void {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
       this.check().catch((e: unknown) => {
-        this.log(`masq rules check failed (will retry): ${e instanceof Error ? e.message : String(e)}`);
+        this.o.log.warn(`masq rules check failed (will retry): ${e instanceof Error ? e.message : String(e)}`);
       }).finally(() => this.schedule());
     }, this.o.resyncSeconds * 1000);
     this.timer.unref();
@@ -420,7 +420,7 @@ export class MasqRules {
       const chains = nftChains(this.opts);
       const listed = await this.listNft();
       if (nftIntact(chains, listed)) return true;
-      if (!first) this.log('nftables: table ip flannel-ipv4 is missing rules or differs; rebuilding it');
+      if (!first) this.o.log.warn('nftables: table ip flannel-ipv4 is missing rules or differs; rebuilding it');
       await this.applyNft(chains, false);
     } else {
       const specs = iptablesSpecs(this.opts);
@@ -430,7 +430,7 @@ export class MasqRules {
       const missing = diffs.flatMap((d) => d.missing);
       const stale = diffs.flatMap((d) => d.stale);
       if (!first || stale.length > 0) {
-        this.log(`iptables: rebuilding flannel rules (${missing.length} missing${missing.length ? `: ${missing[0]}` : ''}`
+        this.o.log.warn(`iptables: rebuilding flannel rules (${missing.length} missing${missing.length ? `: ${missing[0]}` : ''}`
           + `${stale.length ? `; ${stale.length} stale removed: ${stale[0]}` : ''})`);
       }
       await this.applyIptables(specs, saved);
@@ -487,7 +487,7 @@ export class MasqRules {
   private async removeNftBestEffort(): Promise<void> {
     try {
       if ((await this.listNft()) !== null) {
-        this.log(`nftables: removing table ip ${NFT_TABLE} left from EnableNFTables mode`);
+        this.o.log.info(`nftables: removing table ip ${NFT_TABLE} left from EnableNFTables mode`);
         await this.exec(['nft', '-f', '-'], nftScript([]));
       }
     } catch { /* no nft on this node */ }

@@ -15,11 +15,17 @@
  * mean batch size, e.g. rate(packets{direction="tun_rx"}) /
  * rate(batches{kind="tun_read"}).
  */
-import { Counter, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { DROP_REASON_NAMES } from '../wire/drop-reason.js';
 
 /** The part of Daemon.status() that the metrics read. */
 export interface MetricsStatus {
+  version: string;
+  /** subnet.env written (what /readyz answers). */
+  ready: boolean;
+  leaseRenewals: { ok: number; failed: number };
+  /** The lease store ("local", "etcd", "kube") and its failed reads and watches. */
+  store: { kind: string; errors: number } | null;
   lease: { subnet: string; expiration: string } | null;
   offloads: { tunVnetHdr: boolean; udpGso: boolean; udpGro: boolean; path: string } & Record<string, unknown>;
   routeEpoch: number;
@@ -55,8 +61,15 @@ const BATCH_KINDS = [['tun_read', 'tun_read_batches'], ['udp_recv', 'udp_recv_ba
 /** A non-negative finite number (Counter.inc throws on negatives). */
 const nn = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : 0);
 
-export function createMetrics(source: MetricsSource): WeftMetrics {
+export interface MetricsOptions {
+  /** --metrics-per-peer: four series per peer, so off by default (a cluster of N nodes scrapes 4N² of them). */
+  perPeer: boolean;
+}
+
+export function createMetrics(source: MetricsSource, opts: MetricsOptions): WeftMetrics {
   const registry = new Registry();
+  // The main thread's process and Node.js metrics (CPU, memory, event loop lag, GC).
+  collectDefaultMetrics({ register: registry });
   // One status read per scrape, shared by every collector of that scrape;
   // a direct registry.metrics() (no render()) reads its own.
   let current: Promise<MetricsStatus> | null = null;
@@ -82,30 +95,32 @@ export function createMetrics(source: MetricsSource): WeftMetrics {
       for (const d of DIRECTIONS) this.inc({ direction: d }, nn(s.totals[`${d}_bytes`]));
     },
   });
-  new Counter({
-    name: 'weft_peer_packets_total', help: 'Datagrams sent to (udp_tx) and received from (udp_rx) each peer, by peer subnet.',
-    labelNames: ['peer', 'public_ip', 'direction'], registers,
-    async collect() {
-      const s = await snap();
-      this.reset();
-      for (const p of s.peers) {
-        this.inc({ peer: p.subnet, public_ip: p.publicIp, direction: 'udp_tx' }, nn(p.txPackets));
-        this.inc({ peer: p.subnet, public_ip: p.publicIp, direction: 'udp_rx' }, nn(p.rxPackets));
-      }
-    },
-  });
-  new Counter({
-    name: 'weft_peer_bytes_total', help: 'Bytes sent to (udp_tx) and received from (udp_rx) each peer, by peer subnet.',
-    labelNames: ['peer', 'public_ip', 'direction'], registers,
-    async collect() {
-      const s = await snap();
-      this.reset();
-      for (const p of s.peers) {
-        this.inc({ peer: p.subnet, public_ip: p.publicIp, direction: 'udp_tx' }, nn(p.txBytes));
-        this.inc({ peer: p.subnet, public_ip: p.publicIp, direction: 'udp_rx' }, nn(p.rxBytes));
-      }
-    },
-  });
+  if (opts.perPeer) {
+    new Counter({
+      name: 'weft_peer_packets_total', help: 'Datagrams sent to (udp_tx) and received from (udp_rx) each peer, by peer subnet.',
+      labelNames: ['peer', 'public_ip', 'direction'], registers,
+      async collect() {
+        const s = await snap();
+        this.reset();
+        for (const p of s.peers) {
+          this.inc({ peer: p.subnet, public_ip: p.publicIp, direction: 'udp_tx' }, nn(p.txPackets));
+          this.inc({ peer: p.subnet, public_ip: p.publicIp, direction: 'udp_rx' }, nn(p.rxPackets));
+        }
+      },
+    });
+    new Counter({
+      name: 'weft_peer_bytes_total', help: 'Bytes sent to (udp_tx) and received from (udp_rx) each peer, by peer subnet.',
+      labelNames: ['peer', 'public_ip', 'direction'], registers,
+      async collect() {
+        const s = await snap();
+        this.reset();
+        for (const p of s.peers) {
+          this.inc({ peer: p.subnet, public_ip: p.publicIp, direction: 'udp_tx' }, nn(p.txBytes));
+          this.inc({ peer: p.subnet, public_ip: p.publicIp, direction: 'udp_rx' }, nn(p.rxBytes));
+        }
+      },
+    });
+  }
   new Counter({
     name: 'weft_drops_total', help: 'Packets dropped by the data path, by reason (every reason is always present).',
     labelNames: ['reason'], registers,
@@ -205,6 +220,48 @@ export function createMetrics(source: MetricsSource): WeftMetrics {
     async collect() {
       const s = await snap();
       this.set(s.routeCount ?? s.peers.length);
+    },
+  });
+  new Gauge({
+    name: 'weft_build_info', help: 'weft\'s version and the Node.js it runs on (value always 1).',
+    labelNames: ['version', 'node_version'], registers,
+    async collect() {
+      const s = await snap();
+      this.reset();
+      this.set({ version: s.version, node_version: process.version }, 1);
+    },
+  });
+  new Gauge({
+    name: 'weft_ready', help: '1 once subnet.env is written and the data plane runs (what /readyz answers), else 0.',
+    registers,
+    async collect() {
+      this.set((await snap()).ready ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'weft_peers', help: 'Peer leases routed (of our backend and usable); weft_ignored_peers counts the others.',
+    registers,
+    async collect() {
+      this.set((await snap()).peers.length);
+    },
+  });
+  new Counter({
+    name: 'weft_lease_renewals_total', help: 'Renewals of our lease, by result (failed ones are retried).',
+    labelNames: ['result'], registers,
+    async collect() {
+      const s = await snap();
+      this.reset();
+      this.inc({ result: 'ok' }, nn(s.leaseRenewals.ok));
+      this.inc({ result: 'failed' }, nn(s.leaseRenewals.failed));
+    },
+  });
+  new Counter({
+    name: 'weft_lease_store_errors_total', help: 'Failed reads and watches of the lease store (each retried), by store.',
+    labelNames: ['store'], registers,
+    async collect() {
+      const s = await snap();
+      this.reset();
+      if (s.store !== null) this.inc({ store: s.store.kind }, nn(s.store.errors));
     },
   });
   new Gauge({

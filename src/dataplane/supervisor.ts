@@ -6,6 +6,7 @@
 import { Worker } from 'node:worker_threads';
 import { CTL, STAT, WORKER_STRIDE } from './layout.js';
 import type { WorkerBackend, WorkerInit, WorkerOffloads } from './lane.js';
+import type { Log } from '../log.js';
 
 export interface SupervisorOptions {
   readonly tunFds: readonly number[];
@@ -21,7 +22,7 @@ export interface SupervisorOptions {
   readonly keepWarmMs: number;
   /** Called when a worker's reader slot must be released (it died). */
   readonly onWorkerGone: (index: number) => void;
-  readonly log: (msg: string) => void;
+  readonly log: Log;
 }
 
 interface Slot {
@@ -137,7 +138,7 @@ export class Supervisor {
       if (Date.now() - slot.startedAt > 10_000) slot.backoffMs = 100;
       slot.restarts++;
       this.stats[i * WORKER_STRIDE + STAT.RESTARTS]++;
-      this.opts.log(`worker ${i} exited (code ${code}${reason ? `: ${reason}` : ''}); restarting in ${slot.backoffMs} ms`);
+      this.opts.log.error(`worker ${i} exited (code ${code}${reason ? `: ${reason}` : ''}); restarting in ${slot.backoffMs} ms`);
       slot.timer = setTimeout(() => this.spawn(i), slot.backoffMs);
       slot.backoffMs = Math.min(slot.backoffMs * 2, MAX_BACKOFF_MS);
     });

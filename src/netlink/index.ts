@@ -53,7 +53,7 @@ export {
   vxlanDeviceName,
   VNI_MAX,
 } from './vxlan-device.js';
-export type { VxlanDeviceOptions, EnsureResult, LinkFacts, DeviceWatch, WatchOptions, NetlinkLogger } from './vxlan-device.js';
+export type { VxlanDeviceOptions, EnsureResult, LinkFacts, DeviceWatch, WatchOptions } from './vxlan-device.js';
 export {
   addPeer,
   removePeer,

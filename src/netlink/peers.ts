@@ -22,7 +22,7 @@ import { WeftError } from '../errors.js';
 import { formatIpv4, formatIpv4Prefix, type Ipv4Prefix } from '../wire/ipv4-addr.js';
 import { checkDevName, iprouteBatch, iprouteJson, iprouteRaw, parseJsonArray } from './iproute.js';
 import { formatMac } from './mac.js';
-import type { NetlinkLogger } from './vxlan-device.js';
+import type { Log } from '../log.js';
 
 /** rtm_protocol of weft's DirectRouting routes ('W'; unused by the routing daemons in rt_protos). */
 export const WEFT_ROUTE_PROTO = 87;
@@ -42,7 +42,7 @@ export interface PeerLink {
   /** net-conf Backend.DirectRouting. */
   directRouting: boolean;
   netns?: string;
-  log?: NetlinkLogger;
+  log?: Log;
 }
 
 /** The kernel entries for one peer, as text the way iproute2 prints them. */
@@ -246,7 +246,7 @@ export function diffPeers(dev: string, desired: readonly PeerEntries[], state: K
  * needs no gateway (flannel's ip.DirectRouting), else null. One `ip` process
  * for all of them; an unreachable address is logged and not direct.
  */
-export async function directRoutes(publicIps: readonly number[], netns?: string, log?: NetlinkLogger): Promise<Map<number, string | null>> {
+export async function directRoutes(publicIps: readonly number[], netns?: string, log?: Log): Promise<Map<number, string | null>> {
   const res = new Map<number, string | null>();
   const unique = [...new Set(publicIps)];
   if (unique.length === 0) return res;
@@ -266,7 +266,7 @@ export async function directRoutes(publicIps: readonly number[], netns?: string,
   }
   for (const a of unique) {
     const t = formatIpv4(a);
-    if (!byDst.has(t)) log?.(`DirectRouting: couldn't look up the route to ${t}: ${r.stderr.trim().split('\n')[0] ?? ''}`);
+    if (!byDst.has(t)) log?.warn(`DirectRouting: couldn't look up the route to ${t}: ${r.stderr.trim().split('\n')[0] ?? ''}`);
     res.set(a, byDst.get(t) ?? null);
   }
   return res;

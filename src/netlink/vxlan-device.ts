@@ -18,8 +18,8 @@ import { VXLAN_PORT_LINUX } from '../wire/constants.js';
 import { formatIpv4, type Ipv4Prefix } from '../wire/ipv4-addr.js';
 import { checkDevName, iproute, iprouteBatch, iprouteJson, writeNetSysctl } from './iproute.js';
 import { checkVtepMac, formatMac } from './mac.js';
+import type { Log } from '../log.js';
 
-export type NetlinkLogger = (msg: string) => void;
 
 /** Largest VNI (24 bits). */
 export const VNI_MAX = 0xffffff;
@@ -41,7 +41,7 @@ export interface VxlanDeviceOptions {
   learning?: boolean;
   gbp?: boolean;
   netns?: string;
-  log?: NetlinkLogger;
+  log?: Log;
 }
 
 export interface EnsureResult {
@@ -183,7 +183,7 @@ async function createDevice(o: VxlanDeviceOptions, name: string): Promise<void> 
  */
 export async function ensureVxlanDevice(o: VxlanDeviceOptions): Promise<EnsureResult> {
   const name = checkOptions(o);
-  const log = o.log ?? (() => {});
+  const log = o.log;
   let created = false;
   let replaced = false;
   const have = await readLink(name, o.netns);
@@ -198,9 +198,9 @@ export async function ensureVxlanDevice(o: VxlanDeviceOptions): Promise<EnsureRe
       if (have.mtu !== o.mtu) set.push('mtu', String(o.mtu));
       if (have.mac.toLowerCase() !== mac) set.push('address', mac);
       if (set.length > 0) await iproute('ip', ['link', 'set', 'dev', name, ...set], { netns: o.netns });
-      log(`reusing VXLAN device ${name} (ifindex ${have.ifindex})${set.length > 0 ? `; set ${set.join(' ')}` : ''}`);
+      log?.info(`reusing VXLAN device ${name} (ifindex ${have.ifindex})${set.length > 0 ? `; set ${set.join(' ')}` : ''}`);
     } else {
-      log(`${name} already exists with incompatible configuration: ${why}; recreating device`);
+      log?.warn(`${name} already exists with incompatible configuration: ${why}; recreating device`);
       await iproute('ip', ['link', 'del', 'dev', name], { netns: o.netns });
       await createDevice(o, name);
       created = true;

@@ -35,6 +35,7 @@ import {
   decodeLeaseAttrs, encodeLeaseAttrs, LeaseDecoder, parseSubnetKey, subnetKey, type Lease, type LeaseAttrs,
 } from './lease.js';
 import type { AcquireOptions, LeaseNetConf, LeaseStore, PeerEvent } from './store.js';
+import { SILENT, type Log } from '../log.js';
 
 export const DEFAULT_ETCD_PREFIX = '/coreos.com/network';
 /** flanneld's default --etcd-endpoints. */
@@ -72,7 +73,7 @@ export interface EtcdLeaseStoreOptions {
   /** How long getNetworkConfig/acquire retry an unreachable etcd; default 10 s. */
   connectTimeoutMs?: number;
   /** Outage / recovery notes of the watch (the daemon's logger). */
-  log?: (msg: string) => void;
+  log?: Log;
   /**
    * Tests only: awaited after each watch listing, before the watch starts
    * (lets a test compact etcd in exactly that window).
@@ -155,6 +156,7 @@ export class EtcdLeaseStore implements LeaseStore {
   readonly prefix: string;
   readonly configKey: string;
   readonly configSource: string;
+  errors = 0;
   /** `<prefix>/subnets/` — every lease key starts with it. */
   readonly subnetsPrefix: string;
   readonly ttlSeconds: number;
@@ -162,7 +164,7 @@ export class EtcdLeaseStore implements LeaseStore {
   readonly client: Etcd3;
   private readonly random: () => number;
   private readonly connectTimeoutMs: number;
-  private readonly log: (msg: string) => void;
+  private readonly log: Log;
   private readonly decoder: LeaseDecoder;
   private readonly beforeWatch: ((fromRevision: string) => Promise<void>) | undefined;
   private readonly stops = new Set<() => Promise<void>>();
@@ -188,7 +190,7 @@ export class EtcdLeaseStore implements LeaseStore {
     this.ttlSeconds = opts.ttlSeconds ?? DEFAULT_ETCD_TTL_SECONDS;
     this.random = opts.random ?? Math.random;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULT_ETCD_CONNECT_TIMEOUT_MS;
-    this.log = opts.log ?? (() => undefined);
+    this.log = opts.log ?? SILENT;
     this.decoder = new LeaseDecoder(this.log);
     this.beforeWatch = opts.beforeWatch;
 
@@ -329,7 +331,7 @@ export class EtcdLeaseStore implements LeaseStore {
       try {
         onEvents(events);
       } catch (e) {
-        this.log(`etcd watch: the peer event handler threw: ${msgOf(e)}`);
+        this.log.error(`etcd watch: the peer event handler threw: ${msgOf(e)}`);
       }
     };
     const expiry = async (leaseId: string): Promise<number> => {
@@ -350,16 +352,17 @@ export class EtcdLeaseStore implements LeaseStore {
     let attempts = 0;
     const restart = (why: string): void => {
       if (stopped) return;
+      this.errors++;
       backoff = backoff === 0 ? BACKOFF_MIN_MS : Math.min(BACKOFF_MAX_MS, backoff * 2);
       if (!outage) {
         outage = true;
         attempts = 0;
-        this.log(`etcd watch interrupted (${why}); keeping the ${known.size} known peers, re-listing with backoff`);
+        this.log.warn(`etcd watch interrupted (${why}); keeping the ${known.size} known peers, re-listing with backoff`);
       } else {
         // Every failed attempt is logged (at most one line per BACKOFF_MAX_MS once
         // the backoff is full): a quiet outage would look like a quiet cluster.
         attempts++;
-        this.log(`etcd re-list attempt ${attempts} failed (${why}); next in ${backoff} ms`);
+        this.log.warn(`etcd re-list attempt ${attempts} failed (${why}); next in ${backoff} ms`);
       }
       if (timer !== undefined) clearTimeout(timer);
       timer = setTimeout(() => void resync(), backoff);
@@ -428,7 +431,7 @@ export class EtcdLeaseStore implements LeaseStore {
       });
       w.on('data', (res: IWatchResponse) => {
         if (watcher !== w) return;
-        chain = chain.then(() => handle(res)).catch((e: unknown) => this.log(`etcd watch: ${msgOf(e)}`));
+        chain = chain.then(() => handle(res)).catch((e: unknown) => this.log.error(`etcd watch: ${msgOf(e)}`));
       });
       // etcd cancelled the watch (compaction: "required revision has been
       // compacted", or any other reason); etcd3 already dropped it.
@@ -465,7 +468,7 @@ export class EtcdLeaseStore implements LeaseStore {
       if (stopped) return;
       const mine = listing.entries.find((e) => e.key === ownKey);
       if (mine === undefined || mine.attrs?.publicIp !== ownIp) {
-        this.log(`etcd re-list at revision ${listing.revision}: our lease ${ownKey} is ${mine === undefined ? 'gone' : 'held by another PublicIP'}`);
+        this.log.warn(`etcd re-list at revision ${listing.revision}: our lease ${ownKey} is ${mine === undefined ? 'gone' : 'held by another PublicIP'}`);
         revoke();
         return;
       }
@@ -494,7 +497,7 @@ export class EtcdLeaseStore implements LeaseStore {
       known = next;
       if (outage) {
         outage = false;
-        this.log(`etcd watch resumed at revision ${listing.revision}: ${events.length} changes caught up, ${known.size} peers`);
+        this.log.info(`etcd watch resumed at revision ${listing.revision}: ${events.length} changes caught up, ${known.size} peers`);
       }
       emit(events);
       const from = (BigInt(listing.revision) + 1n).toString();

@@ -308,6 +308,7 @@ export class KubeLeaseStore implements LeaseStore {
   readonly nodeName: string;
   readonly netConfPath: string;
   readonly configSource: string;
+  errors = 0;
   readonly annotations: KubeAnnotations;
   readonly eventQueueDepth: number;
   readonly resyncMs: number;
@@ -616,6 +617,7 @@ class NodeWatch {
 
   private retryLater(): void {
     if (this.stopped) return;
+    this.store.errors++;
     this.gen++; // whatever is in flight is stale now
     this.dropWatch();
     if (this.retryTimer !== null) clearTimeout(this.retryTimer);

@@ -25,6 +25,7 @@
  */
 import { WeftError } from '../errors.js';
 import { formatIpv4, prefixMask, tryParseIpv4, type Ipv4Prefix } from '../wire/ipv4-addr.js';
+import type { Log } from '../log.js';
 
 export interface LeaseAttrs {
   /** Underlay IPv4 address, uint32 host order. */
@@ -147,7 +148,7 @@ export function decodeLeaseAttrs(text: string): LeaseAttrs {
 export class LeaseDecoder {
   private readonly reported = new Map<string, string>();
 
-  constructor(private readonly log: (msg: string) => void) {}
+  constructor(private readonly log: Log) {}
 
   decode(key: string, text: string): LeaseAttrs | null {
     try {
@@ -157,7 +158,7 @@ export class LeaseDecoder {
     } catch (e) {
       if (this.reported.get(key) !== text) {
         this.reported.set(key, text);
-        this.log(`warning: ignoring lease ${key}: ${e instanceof Error ? e.message : String(e)}`);
+        this.log.warn(`ignoring lease ${key}: ${e instanceof Error ? e.message : String(e)}`);
       }
       return null;
     }

@@ -40,6 +40,7 @@ import { formatIpv4, formatIpv4Prefix, type Ipv4Prefix } from '../wire/ipv4-addr
 import { chooseSubnet, isSubnetCompatible } from './allocate.js';
 import { decodeLeaseAttrs, encodeLeaseAttrs, LeaseDecoder, parseSubnetKey, subnetKey, type Lease, type LeaseAttrs } from './lease.js';
 import type { AcquireOptions, LeaseNetConf, LeaseStore, PeerEvent } from './store.js';
+import { SILENT, type Log } from '../log.js';
 
 export const DEFAULT_LEASE_DIR = '/var/lib/weft/leases';
 export const DEFAULT_LEASE_TTL_MS = 24 * 60 * 60 * 1000;
@@ -73,7 +74,7 @@ export interface LocalLeaseStoreOptions {
   /** [0, 1) source for the subnet pick; default Math.random. */
   random?: () => number;
   /** Warnings about lease files that are not flannel leases. */
-  log?: (msg: string) => void;
+  log?: Log;
 }
 
 /** One lease file as read from the directory. */
@@ -108,6 +109,7 @@ export class LocalLeaseStore implements LeaseStore {
   readonly dir: string;
   readonly netConfPath: string;
   readonly configSource: string;
+  errors = 0;
   private readonly decoder: LeaseDecoder;
   readonly ttlMs: number;
   readonly pollMs: number;
@@ -118,7 +120,7 @@ export class LocalLeaseStore implements LeaseStore {
     this.dir = opts.dir;
     this.netConfPath = opts.netConfPath;
     this.configSource = opts.netConfPath;
-    this.decoder = new LeaseDecoder(opts.log ?? (() => undefined));
+    this.decoder = new LeaseDecoder(opts.log ?? SILENT);
     this.ttlMs = opts.ttlMs ?? DEFAULT_LEASE_TTL_MS;
     this.pollMs = opts.pollMs ?? DEFAULT_LEASE_POLL_MS;
     this.random = opts.random ?? Math.random;
@@ -225,6 +227,7 @@ export class LocalLeaseStore implements LeaseStore {
         // A missing directory means every lease is gone (ours included);
         // anything else (EIO, EACCES for a moment) is retried next poll.
         if (errCode(e) !== 'ENOENT') {
+          this.errors++;
           schedule();
           return;
         }

@@ -24,6 +24,8 @@ export interface AcquireOptions {
 }
 
 export interface LeaseStore {
+  /** Failed reads and watches of the store since it was made (each is retried): for /metrics. */
+  readonly errors: number;
   /** Where getNetworkConfig reads, for messages: a file path, or "etcd key <prefix>/config". */
   readonly configSource: string;
   /** The net-conf JSON text (local: read from a file; etcd: <prefix>/config). */

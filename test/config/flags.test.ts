@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  FLAGS, type FlagSpec, type Flags, flagEnvName, flagKey, formatHelp, ignoredFlagWarnings, parseFlags, parseGoBool, parseGoInt, suggestFlag,
+  FLAGS, type FlagSpec, type Flags, flagEnvName, flagKey, formatEffectiveFlags, formatHelp, ignoredFlagWarnings, parseFlags, parseGoBool,
+  parseGoInt, suggestFlag,
 } from '../../src/config/flags.js';
 import { isWeftError } from '../../src/errors.js';
 import { FLANNELD_FLAGS } from '../helpers/flanneld-flags.js';
@@ -222,8 +223,8 @@ test('flags: ignored flanneld flags are accepted and each explicit one names why
   const { flags } = p(['--public-ipv6=fd00::5', '--vmodule=main=4', '--ip-masq']);
   const w = ignoredFlagWarnings(flags);
   assert.deepEqual(w, [
-    'warning: --public-ipv6=fd00::5 is accepted for flanneld compatibility and ignored: weft carries IPv4 only, so no IPv6 address is published',
-    'warning: --vmodule=main=4 is accepted for flanneld compatibility and ignored: weft does not log through klog',
+    '--public-ipv6=fd00::5 is accepted for flanneld compatibility and ignored: weft carries IPv4 only, so no IPv6 address is published',
+    '--vmodule=main=4 is accepted for flanneld compatibility and ignored: weft does not log through klog',
   ]);
   assert.deepEqual(ignoredFlagWarnings(p([]).flags), []);
   // From env too: FLANNELD_PUBLIC_IPV6 is as explicit as the flag.
@@ -239,4 +240,15 @@ test('flags: --v takes klog\'s whole level range; --vmodule and --log_backtrace_
   usageError(['--vmodule=daemon=x'], {}, 'expect comma-separated list of filename=N');
   assert.equal(p(['--log_backtrace_at=main.go:12']).flags.logBacktraceAt, 'main.go:12');
   usageError(['--log_backtrace_at=main.go'], {}, 'expect file.go:234');
+});
+
+test('formatEffectiveFlags: every daemon flag with its value, lists joined, the etcd password redacted', () => {
+  const { flags } = p(['--iface=eth1', '--iface=10.0.0.5', '--ip-masq', '--etcd-password=hunter2', '--public-ip=192.168.1.5', '-v=2']);
+  const text = formatEffectiveFlags(flags);
+  assert.ok(text.startsWith('--etcd-endpoints=http://127.0.0.1:4001,http://127.0.0.1:2379 --etcd-prefix=/coreos.com/network '), text);
+  for (const part of ['--iface=eth1,10.0.0.5', '--ip-masq=true', '--etcd-password=<redacted>', '--public-ip=192.168.1.5', '--v=2',
+    '--iface-regex= ', '--subnet-lease-renew-margin=60', '--log-format=text']) assert.ok(text.includes(part), `${part} in ${text}`);
+  assert.ok(!text.includes('hunter2'));
+  assert.ok(!text.includes('--version') && !text.includes('--help'));
+  assert.equal(text.split(' --').length, (FLAGS as readonly FlagSpec[]).filter((f) => f.env !== false).length);
 });

@@ -6,6 +6,7 @@ import {
   iptablesVersionAtLeast162, MasqRules, nftChains, nftIntact, nftScript, parseIptablesSave, parseNftTable,
   type CommandRunner, type RuleSetOptions,
 } from '../../src/control/masq.js';
+import { captureLog } from '../helpers/log.js';
 
 const opts: RuleSetOptions = {
   network: parseIpv4Prefix('10.244.0.0/16'), lease: parseIpv4Prefix('10.244.1.0/24'),
@@ -213,7 +214,7 @@ test('MasqRules: start applies one batch, check() true when intact, false + rebu
   const logs: string[] = [];
   const m = new MasqRules({
     network: opts.network, lease: opts.lease, nftables: false, forwardRules: true, resyncSeconds: 3600,
-    log: (s) => logs.push(s), run: f.run,
+    log: captureLog(logs), run: f.run,
   });
   await m.start();
   assert.equal(f.restores.length, 1);
@@ -232,7 +233,7 @@ test('MasqRules: start applies one batch, check() true when intact, false + rebu
 test('MasqRules: a missing tool is a WeftError that says what to install', async () => {
   const run: CommandRunner = async () => { throw Object.assign(new Error('spawn nft ENOENT'), { code: 'ENOENT' }); };
   const m = new MasqRules({
-    network: opts.network, lease: opts.lease, nftables: true, forwardRules: true, resyncSeconds: 5, log: () => {}, run,
+    network: opts.network, lease: opts.lease, nftables: true, forwardRules: true, resyncSeconds: 5, log: captureLog(), run,
   });
   await assert.rejects(m.start(), (e: Error & { code?: string }) => e.code === 'EMASQ' && /apt-get install nftables/.test(e.message));
 });

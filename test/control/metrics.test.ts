@@ -6,6 +6,10 @@ import { parsePromText, sampleValue } from './prom-text.js';
 
 function status(scale: number): MetricsStatus {
   return {
+    version: '0.1.0',
+    ready: scale > 0,
+    leaseRenewals: { ok: 2 * scale, failed: scale },
+    store: { kind: 'etcd', errors: 4 * scale },
     lease: { subnet: '10.244.1.0/24', expiration: '2030-01-01T00:00:00.000Z' },
     offloads: { tunVnetHdr: false, udpGso: false, udpGro: false, path: 'batched-per-packet' },
     routeEpoch: 3 * scale,
@@ -25,7 +29,7 @@ function status(scale: number): MetricsStatus {
 }
 
 test('exposition parses strictly and carries every family with the right type', async () => {
-  const m = createMetrics(() => status(1));
+  const m = createMetrics(() => status(1), { perPeer: true });
   const text = await m.render();
   const f = parsePromText(text);
   const types: Record<string, string> = {
@@ -62,7 +66,7 @@ test('exposition parses strictly and carries every family with the right type', 
 test('counters move when the source moves; gauges follow; a removed peer disappears', async () => {
   let scale = 1;
   let reads = 0;
-  const m = createMetrics(() => { reads++; return status(scale); });
+  const m = createMetrics(() => { reads++; return status(scale); }, { perPeer: true });
   const a = parsePromText(await m.render());
   assert.equal(reads, 1, 'one status read per scrape');
   scale = 2;
@@ -77,7 +81,7 @@ test('counters move when the source moves; gauges follow; a removed peer disappe
   const s = status(3);
   s.peers = s.peers.slice(0, 1);
   s.lease = null;
-  const c = parsePromText(await createMetrics(() => s).render());
+  const c = parsePromText(await createMetrics(() => s, { perPeer: true }).render());
   assert.equal(c.get('weft_peer_packets_total')!.samples.length, 2);
   assert.equal(c.get('weft_lease_expiration_timestamp_seconds')!.samples.length, 0);
 });
@@ -85,7 +89,7 @@ test('counters move when the source moves; gauges follow; a removed peer disappe
 test('label values are escaped', async () => {
   const s = status(1);
   s.offloads.path = 'we"ird\\path\n';
-  const f = parsePromText(await createMetrics(() => s).render());
+  const f = parsePromText(await createMetrics(() => s, { perPeer: true }).render());
   assert.equal(f.get('weft_offload_info')!.samples[0]!.labels.path, 'we"ird\\path\n');
 });
 
@@ -95,4 +99,28 @@ test('the strict parser rejects malformed text', () => {
   assert.throws(() => parsePromText('# HELP x h\n# TYPE x counter\nx -1\n'), /negative/);
   assert.throws(() => parsePromText('# HELP x h\n# TYPE x gauge\nx abc\n'), /bad value/);
   assert.throws(() => parsePromText('# HELP x h\n# TYPE x gauge\nx 1\nx 2\n'), /duplicate/);
+});
+
+test('without --metrics-per-peer no series per peer; the operator\'s gauges and counters and Node\'s process metrics', async () => {
+  const f = parsePromText(await createMetrics(() => status(1), { perPeer: false }).render());
+  assert.equal(f.get('weft_peer_packets_total'), undefined);
+  assert.equal(f.get('weft_peer_bytes_total'), undefined);
+  assert.ok([...f.values()].every((fam) => fam.samples.every((x) => x.labels.peer === undefined)), 'no peer label anywhere');
+  assert.equal(sampleValue(f, 'weft_peers'), 2);
+  assert.equal(sampleValue(f, 'weft_ready'), 1);
+  assert.equal(sampleValue(f, 'weft_build_info', { version: '0.1.0', node_version: process.version }), 1);
+  assert.equal(sampleValue(f, 'weft_lease_renewals_total', { result: 'ok' }), 2);
+  assert.equal(sampleValue(f, 'weft_lease_renewals_total', { result: 'failed' }), 1);
+  assert.equal(sampleValue(f, 'weft_lease_store_errors_total', { store: 'etcd' }), 4);
+  for (const name of ['process_cpu_user_seconds_total', 'process_resident_memory_bytes', 'nodejs_heap_size_used_bytes', 'nodejs_eventloop_lag_seconds']) {
+    assert.ok(f.has(name), `${name} (prom-client's defaults)`);
+  }
+  // A node's series do not grow with the cluster: 2 peers or 200, the same count.
+  const many = status(1);
+  many.peers = Array.from({ length: 200 }, (_v, i) => ({ ...status(1).peers[0]!, subnet: `10.245.${i}.0/24` }));
+  const g = parsePromText(await createMetrics(() => many, { perPeer: false }).render());
+  const count = (m: Map<string, { samples: unknown[] }>) => [...m.values()].reduce((n, fam) => n + fam.samples.length, 0);
+  assert.equal(count(g), count(f));
+  const r = parsePromText(await createMetrics(() => status(0), { perPeer: false }).render());
+  assert.equal(sampleValue(r, 'weft_ready'), 0);
 });

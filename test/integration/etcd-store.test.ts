@@ -15,6 +15,7 @@ import type { LeaseNetConf, PeerEvent } from '../../src/subnet/store.js';
 import { isWeftError } from '../../src/errors.js';
 import { formatIpv4, formatIpv4Prefix, parseIpv4 as ip, parseIpv4Prefix as pfx } from '../../src/wire/ipv4-addr.js';
 import { etcdSkip, startEtcd, type EtcdServer } from '../helpers/etcd-server.js';
+import { captureLog } from '../helpers/log.js';
 
 const CONF: LeaseNetConf = { network: pfx('10.244.0.0/16'), subnetLen: 24, subnetMin: ip('10.244.1.0'), subnetMax: ip('10.244.255.0') };
 // Network 10.10.0.0/28, SubnetLen 30, Min/Max restricting to 2 subnets.
@@ -263,7 +264,7 @@ describe('etcd lease store (real etcd)', { skip: etcdSkip(), timeout: 180_000 },
     const logs: string[] = [];
     let compacted = false;
     const s = mk(p, {
-      log: (m) => logs.push(m),
+      log: captureLog(logs),
       // Between the first listing and the watch: change things, then compact
       // them away, so the watch from listing revision + 1 is refused.
       beforeWatch: async () => {
@@ -346,7 +347,7 @@ describe('etcd lease store (real etcd)', { skip: etcdSkip(), timeout: 180_000 },
     await flannelPut(`${sub}10.244.31.0-24`, '{"PublicIP":"192.168.100.31","PublicIPv6":null}');
     await flannelPut(`${sub}10.244.32.0-24`, '{"PublicIP":"192.168.100.32","PublicIPv6":null}');
     const logs: string[] = [];
-    const s = mk(p, { log: (m) => logs.push(m) });
+    const s = mk(p, { log: captureLog(logs) });
     const own = await s.acquire(CONF, { attrs: attrs('192.168.100.1'), previous: null });
     const ev = new Events();
     const stop = s.watch(own, ev.push, ev.revoke);

@@ -17,7 +17,7 @@ const HEALTHZ_PORT = 10_256;
 interface Reply { status: number; type: string | null; body: string }
 
 describe('health and metrics endpoints of a running daemon', { skip: rootSkip(), timeout: 120_000 }, () => {
-  const pair = new WeftPair('wh', (h) => ['--workers=1', `--healthz-port=${HEALTHZ_PORT}`, `--healthz-ip=${h.underlayIp}`]);
+  const pair = new WeftPair('wh', (h) => ['--workers=1', '--metrics-per-peer', `--healthz-port=${HEALTHZ_PORT}`, `--healthz-ip=${h.underlayIp}`]);
   const { tb, nodes } = pair;
 
   before(() => pair.start());

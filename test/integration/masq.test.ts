@@ -16,6 +16,7 @@ import {
 } from '../../src/control/masq.js';
 import { parseIpv4Prefix } from '../../src/wire/ipv4-addr.js';
 import { rootSkip } from '../helpers/root.js';
+import { captureLog } from '../helpers/log.js';
 
 const NETWORK = parseIpv4Prefix('10.244.0.0/16');
 const LEASE = parseIpv4Prefix('10.244.1.0/24');
@@ -92,7 +93,7 @@ describe('ip-masq and forward rules in a namespace', { skip: rootSkip(), timeout
     assert.ok((await ours()).some((l) => l.includes('10.245.3.0/24')));
 
     const m = new MasqRules({
-      network: NETWORK, lease: LEASE, nftables: false, forwardRules: true, resyncSeconds: 1, log: (s) => logs.push(s), run,
+      network: NETWORK, lease: LEASE, nftables: false, forwardRules: true, resyncSeconds: 1, log: captureLog(logs), run,
     });
     try {
       await m.start();
@@ -126,7 +127,7 @@ describe('ip-masq and forward rules in a namespace', { skip: rootSkip(), timeout
     const seed = iptablesRestoreTable('nat', [iptablesMasqSpec({ network: NETWORK, lease: LEASE, masq: true, forwardRules: false, randomFully: false })], undefined);
     await tb.run(h1.ns, ['iptables-restore', '--noflush'], { input: seed });
     const m = new MasqRules({
-      network: NETWORK, lease: LEASE, nftables: true, forwardRules: true, resyncSeconds: 1, log: (s) => logs.push(s), run,
+      network: NETWORK, lease: LEASE, nftables: true, forwardRules: true, resyncSeconds: 1, log: captureLog(logs), run,
     });
     const list = async () => {
       const r = await tb.exec(h1.ns, ['nft', 'list', 'table', 'ip', 'flannel-ipv4']);

@@ -68,10 +68,11 @@ describe('host-gw and udp in one cluster: each ignores the other', { skip: rootS
 
   test('one warning each, in status and /metrics, no route; a changed lease of the same kind warns no more', async () => {
     const [hg, udp] = nodes as [WeftNode, WeftNode];
-    const hgWarn = `warning: ignoring non-host-gw subnet ${subnetOf(udp)} at 192.168.100.2: its backend is udp or alloc (no BackendType), ours is "host-gw"`;
-    const udpWarn = `warning: ignoring non-udp subnet ${subnetOf(hg)} at 192.168.100.1: its backend is "host-gw", ours is "udp"`;
+    const hgWarn = `ignoring non-host-gw subnet ${subnetOf(udp)} at 192.168.100.2: its backend is udp or alloc (no BackendType), ours is "host-gw"`;
+    const udpWarn = `ignoring non-udp subnet ${subnetOf(hg)} at 192.168.100.1: its backend is "host-gw", ours is "udp"`;
     await within(5_000, async () => (await logOf(hg)).includes(hgWarn), () => tail(hg));
     await within(5_000, async () => (await logOf(udp)).includes(udpWarn), () => tail(udp));
+    assert.match(await logOf(hg), /^W\d{4} [\d:.]+ +\d+ daemon\.ts:\d+\] ignoring non-host-gw subnet/m, 'a klog warning line');
 
     type S = { peers: unknown[]; ignoredPeers: { subnet: string; backendType: string; mismatch: boolean }[] };
     const sh = await weftStatus(tb, hg) as S;
@@ -93,7 +94,7 @@ describe('host-gw and udp in one cluster: each ignores the other', { skip: rootS
     await writeLeaseFile(leaseDir, other, '{"PublicIP":"192.168.100.31","PublicIPv6":null}');
     await within(5_000, () => ignoredAt('192.168.100.31'), () => tail(hg));
     const log = await logOf(hg);
-    assert.equal(count(log, `warning: ignoring non-host-gw subnet ${other}`), 1, log);
+    assert.equal(count(log, `ignoring non-host-gw subnet ${other}`), 1, log);
     assert.equal(count(log, hgWarn), 1, log);
     assert.equal(count(await logOf(udp), udpWarn), 1, await tail(udp));
   });
@@ -199,12 +200,13 @@ describe('bad input: refused before the host is touched; unusable peer leases wa
     const n = await startWeftNode(tb, hosts[1], { dir, netConf: '{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","Mode":"userspace"}}' });
     await writeLeaseFile(leaseDir, '10.244.210.0/24', '{"PublicIP":"192.168.100.9",');
     await writeLeaseFile(leaseDir, '10.244.211.0/24', '{"PublicIP":"192.168.100.9","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1}}');
-    const garbage = `warning: ignoring lease ${join(leaseDir, '10.244.210.0-24')}: lease value`;
-    const noMac = 'warning: ignoring subnet 10.244.211.0/24 at 192.168.100.9: its BackendData {"VNI":1} has no valid VtepMAC';
+    const garbage = `ignoring lease ${join(leaseDir, '10.244.210.0-24')}: lease value`;
+    const noMac = 'ignoring subnet 10.244.211.0/24 at 192.168.100.9: its BackendData {"VNI":1} has no valid VtepMAC';
     await within(5_000, async () => (await logOf(n)).includes(garbage) && (await logOf(n)).includes(noMac), () => tail(n));
     await sleep(1000); // several polls of the lease directory
     const log = await logOf(n);
     assert.equal(count(log, garbage), 1, log);
+    assert.match(log, /^W\d{4} [\d:.]+ +\d+ lease\.ts:\d+\] ignoring lease /m, 'a klog warning line from the lease decoder');
     assert.equal(count(log, noMac), 1, log);
     const s = await weftStatus(tb, n) as { peers: unknown[]; ignoredPeers: { subnet: string; mismatch: boolean }[] };
     assert.deepEqual(s.peers, []);

@@ -18,6 +18,7 @@ import { addPeer, ensureVxlanDevice, formatMac, parseMac, setDeviceAddress, sync
 import { VXLAN_PORT_IANA, VXLAN_PORT_LINUX } from '../../src/wire/constants.js';
 import { parseIpv4, parseIpv4Prefix } from '../../src/wire/ipv4-addr.js';
 import { rootSkip } from '../helpers/root.js';
+import { captureLog } from '../helpers/log.js';
 
 const here = (f: string): string => fileURLToPath(new URL(f, import.meta.url));
 type Obj = Record<string, unknown>;
@@ -40,7 +41,7 @@ describe('vxlan kernel offload: two hosts, pods, interop with a flanneld-style n
   async function weftKernel(i: number, port: number): Promise<void> {
     const h = hosts[i]!;
     const r = await ensureVxlanDevice({ vni: 1, localAddr: parseIpv4(h.underlayIp), underlayDev: h.underlayIf, port, mtu: MTU,
-      mac: MACS[i]!, learning: false, gbp: false, netns: h.ns, log: (m) => logs.push(`${h.name}: ${m}`) });
+      mac: MACS[i]!, learning: false, gbp: false, netns: h.ns, log: captureLog(logs) });
     await setDeviceAddress('flannel.1', SUBNETS[i]!, h.ns);
     const link = { dev: 'flannel.1', directRouting: false, netns: h.ns };
     // A replaced device lost its entries: resync; otherwise a plain add.

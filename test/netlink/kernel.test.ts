@@ -13,6 +13,7 @@ import {
 } from '../../src/netlink/index.js';
 import { parseIpv4, parseIpv4Prefix } from '../../src/wire/ipv4-addr.js';
 import { rootSkip } from '../helpers/root.js';
+import { captureLog } from '../helpers/log.js';
 
 type Obj = Record<string, unknown>;
 
@@ -44,8 +45,8 @@ describe('netlink: kernel VXLAN offload in a namespace', { skip: rootSkip(), tim
     ({ hosts: [h1, h2] } = await twoHosts(tb));
     await tb.route(h1.ns, ['add', '10.99.0.0/16', 'via', h2.underlayIp]);
     dev = { vni: 1, localAddr: parseIpv4(h1.underlayIp), underlayDev: 'eth0', port: 8472, mtu: 1450, mac: MAC, learning: false, gbp: false,
-      netns: h1.ns, log: (m) => logs.push(m) };
-    link = { dev: 'flannel.1', directRouting: true, netns: h1.ns, log: (m) => logs.push(m) };
+      netns: h1.ns, log: captureLog(logs) };
+    link = { dev: 'flannel.1', directRouting: true, netns: h1.ns, log: captureLog(logs) };
   });
   after(() => tb.cleanup());
 

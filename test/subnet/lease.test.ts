@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { decodeLeaseAttrs, encodeLeaseAttrs, LeaseDecoder, parseSubnetKey, subnetKey, type LeaseAttrs } from '../../src/subnet/lease.js';
 import { isWeftError } from '../../src/errors.js';
 import { parseIpv4, parseIpv4Prefix } from '../../src/wire/ipv4-addr.js';
+import { captureLog } from '../helpers/log.js';
 
 // What flanneld v0.2x writes to etcd (DESIGN.md §1), byte for byte.
 const UDP_GOLDEN = '{"PublicIP":"192.168.64.3","PublicIPv6":null}';
@@ -106,13 +107,13 @@ test('parseSubnetKey: rejects what is not a key', () => {
 
 test('LeaseDecoder: a value that is not a flannel lease is skipped with one warning per key and value', () => {
   const logs: string[] = [];
-  const d = new LeaseDecoder((m) => logs.push(m));
+  const d = new LeaseDecoder(captureLog(logs));
   const good = '{"PublicIP":"192.168.50.1","PublicIPv6":null,"BackendType":"host-gw"}';
   assert.deepEqual(d.decode('/p/subnets/10.244.1.0-24', good), { publicIp: parseIpv4('192.168.50.1'), publicIpv6: null, backendType: 'host-gw' });
   assert.equal(d.decode('/p/subnets/10.244.2.0-24', '{"PublicIP":"192.168.50.2",'), null);
   assert.equal(d.decode('/p/subnets/10.244.2.0-24', '{"PublicIP":"192.168.50.2",'), null);
   assert.equal(logs.length, 1, 'the same bad value again is not logged again');
-  assert.match(logs[0]!, /^warning: ignoring lease \/p\/subnets\/10\.244\.2\.0-24: lease value .* is not a flannel lease: invalid JSON/);
+  assert.match(logs[0]!, /^W ignoring lease \/p\/subnets\/10\.244\.2\.0-24: lease value .* is not a flannel lease: invalid JSON/);
   assert.equal(d.decode('/p/subnets/10.244.2.0-24', '{"PublicIP":"nope"}'), null);
   assert.equal(logs.length, 2, 'another bad value is');
   assert.match(logs[1]!, /PublicIP "nope" is not an IPv4 address/);
