@@ -90,15 +90,26 @@ async function runDaemon(argv: string[]): Promise<number> {
   const log = createLog({ format: flags.logFormat as LogFormat, verbosity: flags.v });
   log.info(`weft ${VERSION} starting (node ${process.version}): ${formatEffectiveFlags(flags)}`);
   const daemon = new Daemon(flags, log);
-  const onSignal = (sig: string) => {
+  let signalled = false;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (signalled) {
+      // A second signal: the operator does not want to wait for the cleanup.
+      log.warn(`${sig} again: exiting at once, without cleaning up`);
+      process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGHUP' ? 1 : 15));
+    }
+    signalled = true;
     log.info(`${sig}: shutting down`);
     void daemon.stop(0);
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  // SIGHUP too: a daemon has no terminal to reload for, and dying on it skipped the cleanup.
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
   try {
     await daemon.start();
   } catch (e) {
+    if (isWeftError(e, 'ESTOPPED')) {
+      log.info('exiting cleanly');
+      return 0;
+    }
     // Start-up errors are F lines with the message they always had.
     log.fatal(e instanceof Error ? e.message : String(e));
     return isWeftError(e) && e.code === 'EUSAGE' ? 2 : 1;

@@ -5,7 +5,7 @@
  * ParseConfig + CheckNetworkConfig), with messages that say which key, which
  * value and what is allowed.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { WeftError } from '../errors.js';
 import {
   type Ipv4Prefix,
@@ -373,23 +373,34 @@ function parseBackend(root: Obj): BackendConf {
   }
 }
 
-/** Reads and parses net-conf.json; errors name the file and the flag that sets it. */
-export async function readNetConf(path: string): Promise<NetConf> {
-  let text: string;
+/**
+ * net-conf.json's text from a file; errors name the file, the flag and,
+ * with `kubeHint`, the ConfigMap it comes from. Anything but a regular file
+ * (a FIFO would block start-up forever) is refused before it is opened.
+ */
+export async function readNetConfText(path: string, kubeHint: boolean): Promise<string> {
+  const where = kubeHint
+    ? '; with --kube-subnet-mgr it is the net-conf.json key of the kube-flannel-cfg ConfigMap, mounted at /etc/kube-flannel/'
+    : '';
+  let st;
   try {
-    text = await readFile(path, 'utf8');
+    st = await stat(path);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') {
-      throw new WeftError(
-        'ECONFIG',
-        `network config ${path} does not exist: create it (kube-flannel's net-conf.json ConfigMap key) or point --net-config-path at it`,
-        { cause: e },
-      );
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new WeftError('ECONFIG', `network config ${path} does not exist: create it (net-conf.json, e.g. {"Network": "10.244.0.0/16", `
+        + `"Backend": {"Type": "vxlan"}}) or point --net-config-path at it${where}`, { cause: e });
     }
-    throw new WeftError('ECONFIG', `cannot read network config ${path} (--net-config-path): ${(e as Error).message}`, { cause: e });
+    throw new WeftError('ECONFIG', `cannot read network config ${path} (--net-config-path): ${(e as Error).message}${where}`, { cause: e });
   }
-  return parseNetConfFrom(text, path);
+  if (!st.isFile()) {
+    const kind = st.isFIFO() ? 'a FIFO' : st.isDirectory() ? 'a directory' : st.isSocket() ? 'a socket' : 'not a regular file';
+    throw new WeftError('ECONFIG', `network config ${path} is ${kind}, not a file: point --net-config-path at the net-conf.json file${where}`);
+  }
+  try {
+    return await readFile(path, 'utf8');
+  } catch (e) {
+    throw new WeftError('ECONFIG', `cannot read network config ${path} (--net-config-path): ${(e as Error).message}${where}`, { cause: e });
+  }
 }
 
 /** parseNetConf with errors naming `source`, where the text was read (a file, or "etcd key …"). */

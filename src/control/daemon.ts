@@ -10,6 +10,8 @@
  * failure after that closes what was opened (the TUN is not persistent, so
  * its address and route go with it; host-gw routes are removed).
  */
+import { fstatSync } from 'node:fs';
+import { unlink } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import type { Server } from 'node:http';
 import { isWeftError, WeftError } from '../errors.js';
@@ -46,7 +48,9 @@ import {
 } from './backend.js';
 import { canCreateVxlan, KernelVxlan } from './kernel-vxlan.js';
 import { HostGw } from './host-gw.js';
-import { ensureBlackholeRoute, removeBlackholeRoute, type HostRoute, type VxlanPeer } from '../netlink/index.js';
+import { acquireInstanceLock, type InstanceLock } from './instance-lock.js';
+import { foreignOnPort } from '../conn/port-owners.js';
+import { ensureBlackholeRoute, linkExists, removeBlackholeRoute, type HostRoute, type VxlanPeer } from '../netlink/index.js';
 import { peerCounters, snapshotStats } from './stats-view.js';
 import { readKernelDrops } from './kernel-drops.js';
 
@@ -92,6 +96,8 @@ export class Daemon {
   private vtepMac: Uint8Array | null = null;
   private kernel: KernelVxlan | null = null;
   private hostGw: HostGw | null = null;
+  private lock: InstanceLock | null = null;
+  private subnetEnvWritten = false;
   private blackholeTimer: NodeJS.Timeout | null = null;
   /** Our subnet, once --ip-blackhole-route added its route in this run. */
   private blackholeAdded: Ipv4Prefix | null = null;
@@ -99,6 +105,14 @@ export class Daemon {
   private tunOffloadFlags = 0;
   private commitChain: Promise<unknown> = Promise.resolve();
   private stopped = false;
+  /** start() is running. */
+  private starting = false;
+  /** A stop came while starting: start-up ends at its next step. */
+  private stopping = false;
+  private abortStart: () => void = () => undefined;
+  private readonly startAborted: Promise<never> = new Promise<never>((_resolve, reject) => {
+    this.abortStart = () => reject(new WeftError('ESTOPPED', 'stopped by a signal during start-up'));
+  });
   private readonly startedAt = Date.now();
   private done!: (code: number) => void;
   /** Resolves with the exit code when the daemon stops. */
@@ -107,13 +121,33 @@ export class Daemon {
   constructor(private readonly flags: Flags, private readonly log: Log) {}
 
   async start(): Promise<void> {
+    this.starting = true;
     try {
       await this.startUp();
     } catch (e) {
       // Nothing half-configured and nothing left listening after a failed start.
-      await this.teardown(true);
+      this.stopped = true;
+      const summary = await this.teardown(true);
+      if (isWeftError(e, 'ESTOPPED')) this.log.info(`stopped during start-up: ${summary}`);
       throw e;
+    } finally {
+      this.starting = false;
     }
+  }
+
+  /**
+   * A start-up step that a stop (SIGTERM) must not wait for: it loses the
+   * race to the stop, which also closes the lease store so store calls end.
+   */
+  private async step<T>(p: Promise<T>): Promise<T> {
+    p.catch(() => undefined); // its late failure is moot once the stop won
+    const v = await Promise.race([p, this.startAborted]);
+    this.checkpoint();
+    return v;
+  }
+
+  private checkpoint(): void {
+    if (this.stopping) throw new WeftError('ESTOPPED', 'stopped by a signal during start-up');
   }
 
   /**
@@ -146,25 +180,26 @@ export class Daemon {
   private async startUp(): Promise<void> {
     const f = this.flags;
     for (const w of ignoredFlagWarnings(f)) this.log.warn(w);
+    this.lock = acquireInstanceLock(f.controlSocket);
     requireNative(); // a missing addon is a start-up error, not a worker crash loop
     // Health first, as flanneld does: /healthz answers while we start.
     const metrics = createMetrics(() => this.status(), { perPeer: f.metricsPerPeer });
     this.health = await startHealthServer({
       host: f.healthzIp, port: f.healthzPort, ready: () => this.ready, metrics: () => metrics.render(),
     });
-    const store = await this.createStore();
+    const store = await this.step(this.createStore());
     this.store = store;
-    const conf = parseNetConfFrom(await store.getNetworkConfig(), store.configSource);
+    const conf = parseNetConfFrom(await this.step(store.getNetworkConfig()), store.configSource);
     const plan = planBackend(conf, store.configSource);
     this.plan = plan;
     if (conf.enableIPv6 || !conf.enableIPv4) {
       throw new WeftError('ECONFIG', 'weft carries IPv4 only: set "EnableIPv4": true and remove '
         + `"EnableIPv6" in ${store.configSource}`);
     }
-    let underlay = await findUnderlay(f);
+    let underlay = await this.step(findUnderlay(f));
     if (this.kubeStore) {
       // flanneld lets the node's node-public-ip annotation override --public-ip.
-      const annotated = await this.kubeStore.getStoredPublicIp();
+      const annotated = await this.step(this.kubeStore.getStoredPublicIp());
       if (annotated !== null) underlay = { ...underlay, publicIp: annotated };
     }
     this.underlay = underlay;
@@ -177,7 +212,7 @@ export class Daemon {
     }
     let mode: DataMode = plan.kind === 'vxlan' ? 'vxlan-userspace' : plan.kind;
     if (plan.kind === 'vxlan') {
-      const choice = await chooseVxlanMode(plan.mode, canCreateVxlan);
+      const choice = await this.step(chooseVxlanMode(plan.mode, canCreateVxlan));
       mode = choice.mode;
       this.log.info(vxlanModeLine(choice));
       this.vtepMac = stableVtepMac(underlay.publicIp, plan.vni);
@@ -192,7 +227,7 @@ export class Daemon {
     }
 
     const previous = await previousSubnet(f.subnetFile);
-    const lease = await store.acquire(conf, { attrs: leaseAttrsFor(plan, underlay.publicIp, this.vtepMac), previous });
+    const lease = await this.step(store.acquire(conf, { attrs: leaseAttrsFor(plan, underlay.publicIp, this.vtepMac), previous }));
     this.lease = lease;
     this.log.info(`lease ${formatIpv4Prefix(lease.subnet)} (public IP ${formatIpv4(underlay.publicIp)}, `
       + `underlay ${underlay.name} MTU ${underlay.mtu})`);
@@ -204,6 +239,7 @@ export class Daemon {
       });
       await this.kernel.start();
       this.tunName = this.kernel.dev;
+      this.checkpoint();
     } else if (plan.kind === 'host-gw') {
       this.hostGw = new HostGw({ dev: underlay.name, log: this.log });
       this.hostGw.start();
@@ -215,18 +251,21 @@ export class Daemon {
       const tunName = plan.kind === 'udp' ? f.tunName : `flannel.${plan.vni}`;
       await this.setUpDataPlane(workers, plan.port, mtu, lease, conf.network, tunName, backend);
     }
+    this.checkpoint();
     this.server = await startControlServer(f.controlSocket, {
       status: () => this.status(),
       crashWorker: f.testHooks && this.supervisor ? (i) => this.supervisor!.crash(i) : null,
     });
-    await this.applyWatch(lease);
+    await this.step(this.applyWatch(lease));
     await this.startMasq(conf, lease);
+    this.checkpoint();
     if (f.ipBlackholeRoute) await this.startBlackhole(lease);
     const env = formatSubnetEnv({ network: conf.network, subnet: lease.subnet, mtu, ipMasq: f.ipMasq });
     await writeSubnetEnv(f.subnetFile, env);
+    this.subnetEnvWritten = true;
     this.ready = true;
     // NetworkUnavailable=False only once the network is really up, as flanneld.
-    if (this.kubeStore && f.setNodeNetworkUnavailable) await this.kubeStore.completeLease();
+    if (this.kubeStore && f.setNodeNetworkUnavailable) await this.step(this.kubeStore.completeLease());
     this.log.info(`ready: ${readyLine(plan, mode, this.tunName, underlay.name, workers)}, MTU ${mtu}, wrote ${f.subnetFile}`);
     this.scheduleRenew();
   }
@@ -265,6 +304,14 @@ export class Daemon {
       gro: f.offloads && f.offloadGro,
       coalesce: f.offloads && f.offloadTun && f.offloadCoalesce,
     };
+    // Another owner of the port or the device would share our traffic (a
+    // second weft, flanneld, anything bound with SO_REUSEPORT): refuse it
+    // before touching either; a TUN would otherwise gain our queues.
+    this.refuseForeignSockets(port, new Set());
+    if (await linkExists(tunName)) {
+      throw new WeftError('EEXIST', `device ${tunName} already exists, so another daemon (flanneld, a second weft) runs this `
+        + `backend here, or it is left from one: stop it, or delete the device (ip link del ${tunName})`);
+    }
     // Probe before creating anything: a kernel that refuses or mangles an
     // offload gets the plain path for it, and the log says which and why.
     let tunFlags = 0;
@@ -296,6 +343,8 @@ export class Daemon {
       this.udpFds.push(fd);
       if (udp.gro && !udpSetGro(fd, true)) udp.gro = false;
     }
+    // Bound between the check above and our bind: a member of our reuseport group too.
+    this.refuseForeignSockets(port, new Set(this.udpFds.map((fd) => fstatSync(fd).ino)));
     // flannel peers send everything from port 8285 (8472) to the same
     // port, so the kernel's reuseport hash would give one peer's traffic to
     // one worker; steer by the inner flow instead.
@@ -330,9 +379,18 @@ export class Daemon {
     this.supervisor.start();
     // Each worker warms its JIT before its loop (dataplane/warmup.ts); ready
     // means packets are being forwarded, not queued behind a warm-up.
-    if (!(await this.supervisor.running(WORKERS_RUNNING_TIMEOUT_MS))) {
+    if (!(await this.step(this.supervisor.running(WORKERS_RUNNING_TIMEOUT_MS)))) {
       this.log.warn(`not every worker was forwarding within ${WORKERS_RUNNING_TIMEOUT_MS} ms of its start`);
     }
+  }
+
+  /** Sockets on our port (and address, or any) other than `ours` would receive part of the tunnel traffic. */
+  private refuseForeignSockets(port: number, ours: ReadonlySet<number>): void {
+    const addr = this.underlay!.addr;
+    const foreign = foreignOnPort(port, addr, ours);
+    if (foreign.length === 0) return;
+    throw new WeftError('EADDRINUSE', `UDP port ${port} on ${formatIpv4(addr)} is already bound by ${foreign.join('; ')}, which would `
+      + 'receive part of the tunnel traffic: stop it (a second weft or flanneld on this node?) or give the cluster another Backend.Port');
   }
 
   /**
@@ -504,30 +562,61 @@ export class Daemon {
   /** Stops forwarding and closes everything. Keeps the lease, as flanneld does. */
   async stop(code = 0): Promise<void> {
     if (this.stopped) return;
+    if (this.starting) {
+      // start() undoes what it did and throws ESTOPPED.
+      if (!this.stopping) {
+        this.stopping = true;
+        this.abortStart();
+        void this.store?.close().catch(() => undefined);
+      }
+      return;
+    }
     this.stopped = true;
-    await this.teardown(false);
+    this.log.info(`stopped: ${await this.teardown(false)}`);
     this.done(code);
   }
 
-  /** `failedStart`: also undo what only a running node keeps (host-gw routes). */
-  private async teardown(failedStart: boolean): Promise<void> {
+  /**
+   * Closes everything; `failedStart` also undoes what a running node keeps
+   * (host-gw routes, a kernel VXLAN device made in this run, the blackhole
+   * route). Returns what was removed and what was kept, for the last log line.
+   */
+  private async teardown(failedStart: boolean): Promise<string> {
+    const removed: string[] = [];
+    const kept: string[] = [];
     this.ready = false;
     if (this.blackholeTimer) clearInterval(this.blackholeTimer);
     this.blackholeTimer = null;
-    if (failedStart && this.blackholeAdded) await removeBlackholeRoute(this.blackholeAdded).catch(() => undefined);
+    if (this.blackholeAdded) {
+      if (failedStart) {
+        await removeBlackholeRoute(this.blackholeAdded).catch(() => undefined);
+        removed.push('the blackhole route');
+      } else {
+        kept.push('the blackhole route');
+      }
+    }
     this.blackholeAdded = null;
-    await this.masq?.stop().catch((e: unknown) => {
-      this.log.error(`removing masquerade rules failed: ${e instanceof Error ? e.message : String(e)}`);
-    });
+    if (this.masq) {
+      await this.masq.stop().then(() => removed.push('the masquerade and forward rules'), (e: unknown) => {
+        this.log.error(`removing masquerade rules failed: ${e instanceof Error ? e.message : String(e)}`);
+      });
+    }
     this.masq = null;
     await this.health?.close();
     this.health = null;
     if (this.renewTimer) clearTimeout(this.renewTimer);
     this.stopWatch?.();
     this.stopWatch = null;
-    this.kernel?.stop();
+    if (this.kernel) {
+      const dev = this.kernel.dev;
+      if (await this.kernel.stop(failedStart)) removed.push(dev);
+      else kept.push(`${dev} and its peer entries (as flanneld leaves them)`);
+    }
     this.kernel = null;
-    await this.hostGw?.stop(failedStart);
+    if (this.hostGw) {
+      await this.hostGw.stop(failedStart);
+      (failedStart ? removed : kept).push('the host-gw routes');
+    }
     this.hostGw = null;
     await this.supervisor?.stop();
     this.supervisor = null;
@@ -538,10 +627,25 @@ export class Daemon {
     }
     for (const fd of this.udpFds) native.close(fd);
     this.udpFds = [];
-    if (this.tunFds.length > 0) closeTun(this.tunFds);
+    if (this.tunFds.length > 0) {
+      closeTun(this.tunFds);
+      removed.push(`${this.tunName} (with its address and route)`);
+    }
     this.tunFds = [];
-    await this.store?.close();
+    await this.store?.close().catch(() => undefined);
     this.store = null;
+    if (this.lease) kept.push(`the lease ${formatIpv4Prefix(this.lease.subnet)}`);
+    if (this.subnetEnvWritten) {
+      if (failedStart) {
+        await unlink(this.flags.subnetFile).catch(() => undefined);
+        removed.push(this.flags.subnetFile);
+      } else {
+        kept.push(this.flags.subnetFile);
+      }
+    }
+    this.lock?.release();
+    this.lock = null;
+    return `removed ${removed.length > 0 ? removed.join(', ') : 'nothing'}; kept ${kept.length > 0 ? kept.join(', ') : 'nothing'}`;
   }
 }
 

@@ -6,7 +6,7 @@
  */
 import type { Ipv4Prefix } from '../wire/ipv4-addr.js';
 import {
-  canCreateVxlan, ensureVxlanDevice, setDeviceAddress, syncPeers, vxlanDeviceName, watchDevice,
+  canCreateVxlan, ensureVxlanDevice, iproute, setDeviceAddress, syncPeers, vxlanDeviceName, watchDevice,
   type DeviceWatch, type VxlanPeer,
 } from '../netlink/index.js';
 import type { Log } from '../log.js';
@@ -33,6 +33,8 @@ export class KernelVxlan {
   private watch: DeviceWatch | null = null;
   private chain: Promise<unknown> = Promise.resolve();
   private stopped = false;
+  /** This run created (or replaced) the device, so a failed start removes it. */
+  private created = false;
 
   constructor(private readonly o: KernelVxlanOptions) {
     this.dev = vxlanDeviceName(o.vni);
@@ -50,6 +52,7 @@ export class KernelVxlan {
       learning: o.learning, gbp: o.gbp, log: o.log,
     });
     o.log.info(`kernel vxlan: ${this.dev} ${r.created ? (r.replaced ? 'replaced' : 'created') : 'reused'} (ifindex ${r.ifindex})`);
+    if (r.created) this.created = true;
     await setDeviceAddress(this.dev, o.lease);
     await this.sync();
     this.watch?.stop();
@@ -80,10 +83,20 @@ export class KernelVxlan {
     await this.serialize(() => this.sync());
   }
 
-  /** Stops watching. The device stays, as flanneld leaves it, so a restart reuses it. */
-  stop(): void {
+  /**
+   * Stops watching. The device stays, as flanneld leaves it, so a restart
+   * reuses it — unless `failedStart` and this run made it: then it goes.
+   * Resolves true when the device was removed.
+   */
+  async stop(failedStart: boolean): Promise<boolean> {
     this.stopped = true;
     this.watch?.stop();
     this.watch = null;
+    await this.chain;
+    if (!failedStart || !this.created) return false;
+    await iproute('ip', ['link', 'del', 'dev', this.dev]).catch((e: unknown) => {
+      this.o.log.error(`kernel vxlan: removing ${this.dev} after the failed start: ${e instanceof Error ? e.message : String(e)}`);
+    });
+    return true;
   }
 }

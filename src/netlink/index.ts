@@ -67,7 +67,7 @@ export {
 } from './peers.js';
 export type { VxlanPeer, PeerLink, PeerEntries, KernelPeerState, KernelRoute, PeerChanges } from './peers.js';
 export { parseMac, formatMac, randomVtepMac, checkVtepMac } from './mac.js';
-export { iproute, iprouteRaw, iprouteJson, iprouteBatch, checkDevName } from './iproute.js';
+export { iproute, iprouteRaw, iprouteJson, iprouteBatch, checkDevName, linkExists } from './iproute.js';
 export {
   planHostRoutes, applyHostRoutes, readMainRoutes, isOurRoute, ensureBlackholeRoute, removeBlackholeRoute,
 } from './host-routes.js';

@@ -166,3 +166,12 @@ export async function writeNetSysctl(path: string, value: string, netns?: string
   const argv = ['ip', 'netns', 'exec', netns, 'sh', '-c', 'printf "%s\\n" "$1" > "$2"', 'sh', value, path];
   return runBounded(argv, { timeoutMs: DEFAULT_TIMEOUT_MS }).then((r) => r.code === 0 && !r.timedOut, () => false);
 }
+
+/** Whether a link of that name exists (in `netns`). */
+export async function linkExists(name: string, netns?: string): Promise<boolean> {
+  checkDevName(name);
+  const r = await iprouteRaw('ip', ['link', 'show', 'dev', name], { netns });
+  if (r.code === 0) return true;
+  if (NO_DEVICE.test(r.stderr)) return false;
+  throw failure('ip', ['link', 'show', 'dev', name], { netns }, r.stderr, `exit ${r.code}`);
+}

@@ -19,6 +19,7 @@ import { formatIpv4, type Ipv4Prefix } from '../wire/ipv4-addr.js';
 import { checkDevName, iproute, iprouteBatch, iprouteJson, writeNetSysctl } from './iproute.js';
 import { checkVtepMac, formatMac } from './mac.js';
 import type { Log } from '../log.js';
+import { foreignOnPort } from '../conn/port-owners.js';
 
 
 /** Largest VNI (24 bits). */
@@ -207,7 +208,19 @@ export async function ensureVxlanDevice(o: VxlanDeviceOptions): Promise<EnsureRe
       replaced = true;
     }
   }
-  await iproute('ip', ['link', 'set', 'dev', name, 'up'], { netns: o.netns });
+  try {
+    await iproute('ip', ['link', 'set', 'dev', name, 'up'], { netns: o.netns });
+  } catch (e) {
+    // Up is where the kernel binds the UDP port; a device made here must not outlive the failure.
+    if (created) await iproute('ip', ['link', 'del', 'dev', name], { netns: o.netns }).catch(() => undefined);
+    const msg = e instanceof Error ? e.message : String(e);
+    if (!/Address already in use/.test(msg)) throw e;
+    const port = resolvedPort(o.port);
+    const owners = o.netns === undefined ? foreignOnPort(port, o.localAddr, new Set()) : [];
+    throw new WeftError('EADDRINUSE', `VXLAN device ${name} cannot bind UDP port ${port}: it is already bound`
+      + `${owners.length > 0 ? ` by ${owners.join('; ')}` : ''}. Stop the other VXLAN endpoint (flanneld, another weft, `
+      + 'a userspace VTEP) or give this cluster another Backend.Port', { cause: e });
+  }
   const now = await readLink(name, o.netns);
   if (now === null) throw new WeftError('EVXLAN', `VXLAN device ${name} vanished while it was being set up`);
   return { created, replaced, ifindex: now.ifindex };

@@ -157,6 +157,7 @@ export class EtcdLeaseStore implements LeaseStore {
   readonly configKey: string;
   readonly configSource: string;
   errors = 0;
+  private closed = false;
   /** `<prefix>/subnets/` — every lease key starts with it. */
   readonly subnetsPrefix: string;
   readonly ttlSeconds: number;
@@ -525,6 +526,7 @@ export class EtcdLeaseStore implements LeaseStore {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     await Promise.all([...this.stops].map((s) => s()));
     this.client.close();
   }
@@ -612,6 +614,8 @@ export class EtcdLeaseStore implements LeaseStore {
         return await fn();
       } catch (e) {
         if (isWeftError(e)) throw e;
+        // Closed (a stop during start-up): retrying would only keep the process alive.
+        if (this.closed) throw new WeftError('ECLOSED', `cannot ${what}: the etcd store was closed`, { cause: e });
         const name = (e as Error | null)?.constructor?.name ?? '';
         const fatal = /Auth|Permission|Unauthenticated|RoleNotGranted|UserNotFound/.test(name);
         if (fatal || Date.now() + delay > deadline) {

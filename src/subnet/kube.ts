@@ -39,7 +39,6 @@
  * kube-subnet-manager annotation or podCIDR is a 'removed' peer, and our
  * own node losing (or changing) its podCIDR revokes our lease.
  */
-import { promises as fsp } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import {
   ApiException,
@@ -55,6 +54,7 @@ import { WeftError } from '../errors.js';
 import { formatIpv4, formatIpv4Prefix, parseIpv4Prefix, prefixContains, tryParseIpv4, type Ipv4Prefix } from '../wire/ipv4-addr.js';
 import { goJson, type Lease, type LeaseAttrs } from './lease.js';
 import type { AcquireOptions, LeaseNetConf, LeaseStore, PeerEvent } from './store.js';
+import { readNetConfText } from '../config/net-conf.js';
 
 export const DEFAULT_ANNOTATION_PREFIX = 'flannel.alpha.coreos.com';
 /** flannel's EVENT_QUEUE_DEPTH default. */
@@ -354,16 +354,9 @@ export class KubeLeaseStore implements LeaseStore {
   }
 
   async getNetworkConfig(): Promise<string> {
-    try {
-      return await fsp.readFile(this.netConfPath, 'utf8');
-    } catch (e) {
-      throw new WeftError(
-        'ECONFIG',
-        `failed to read net conf ${this.netConfPath} (--net-config-path): ${(e as Error).message}; with --kube-subnet-mgr it is the net-conf.json key of the kube-flannel-cfg ConfigMap, mounted at /etc/kube-flannel/`,
-        { cause: e },
-      );
-    }
+    return readNetConfText(this.netConfPath, true);
   }
+
 
   /** <prefix>/node-public-ip of our node (flanneld uses it as --public-ip); null when unset. */
   async getStoredPublicIp(): Promise<number | null> {

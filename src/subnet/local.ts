@@ -41,6 +41,7 @@ import { chooseSubnet, isSubnetCompatible } from './allocate.js';
 import { decodeLeaseAttrs, encodeLeaseAttrs, LeaseDecoder, parseSubnetKey, subnetKey, type Lease, type LeaseAttrs } from './lease.js';
 import type { AcquireOptions, LeaseNetConf, LeaseStore, PeerEvent } from './store.js';
 import { SILENT, type Log } from '../log.js';
+import { readNetConfText } from '../config/net-conf.js';
 
 export const DEFAULT_LEASE_DIR = '/var/lib/weft/leases';
 export const DEFAULT_LEASE_TTL_MS = 24 * 60 * 60 * 1000;
@@ -127,19 +128,9 @@ export class LocalLeaseStore implements LeaseStore {
   }
 
   async getNetworkConfig(): Promise<string> {
-    try {
-      return await fsp.readFile(this.netConfPath, 'utf8');
-    } catch (e) {
-      if (errCode(e) === 'ENOENT') {
-        throw new WeftError(
-          'ECONFIG',
-          `network config ${this.netConfPath} does not exist: create it (net-conf.json, e.g. {"Network": "10.244.0.0/16", "Backend": {"Type": "udp"}}) or point --net-config-path at it`,
-          { cause: e },
-        );
-      }
-      throw new WeftError('ECONFIG', `cannot read network config ${this.netConfPath} (--net-config-path): ${(e as Error).message}`, { cause: e });
-    }
+    return readNetConfText(this.netConfPath, false);
   }
+
 
   async acquire(conf: LeaseNetConf, opts: AcquireOptions): Promise<Lease> {
     await this.ensureDir();

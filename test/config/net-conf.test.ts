@@ -1,9 +1,10 @@
 import { test } from 'node:test';
+import { execFileSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type NetConf, parseNetConf, readNetConf, subnetCount, subnetSize } from '../../src/config/net-conf.js';
+import { type NetConf, parseNetConf, parseNetConfFrom, readNetConfText, subnetCount, subnetSize } from '../../src/config/net-conf.js';
 import { isWeftError } from '../../src/errors.js';
 import { formatIpv4, formatIpv4Prefix } from '../../src/wire/ipv4-addr.js';
 
@@ -173,22 +174,28 @@ test('net-conf: EnableIPv4/EnableIPv6 and IPv6 fields', () => {
   assert.deepEqual(v6.network, { addr: 0, len: 0 });
 });
 
-test('readNetConf: reads the file; ENOENT names the file and the flag', async () => {
+test('readNetConfText: reads the file; a missing file, a FIFO or a directory is refused naming it and the flag', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'weft-netconf-'));
   try {
     const p = join(dir, 'net-conf.json');
     await writeFile(p, '{"Network":"10.244.0.0/16","Backend":{"Type":"udp"}}');
-    const c = await readNetConf(p);
+    const c = parseNetConfFrom(await readNetConfText(p, false), p);
     assert.equal(formatIpv4Prefix(c.network), '10.244.0.0/16');
     const missing = join(dir, 'nope.json');
-    await assert.rejects(readNetConf(missing), (e: unknown) => {
+    await assert.rejects(readNetConfText(missing, false), (e: unknown) => {
       assert.ok(isWeftError(e, 'ECONFIG'));
       assert.ok(e.message.includes(missing));
       assert.ok(e.message.includes('--net-config-path'));
       return true;
     });
+    await assert.rejects(readNetConfText(missing, true), /kube-flannel-cfg ConfigMap/);
+    // A FIFO would block the read until some writer came: refused at once (regression: start-up hung).
+    const fifo = join(dir, 'fifo.json');
+    execFileSync('mkfifo', [fifo]);
+    await assert.rejects(readNetConfText(fifo, false), (e: unknown) => isWeftError(e, 'ECONFIG') && e.message.includes(`${fifo} is a FIFO, not a file`));
+    await assert.rejects(readNetConfText(dir, false), /is a directory, not a file/);
     await writeFile(p, '{"Network":"10.0.0.0/29"}');
-    await assert.rejects(readNetConf(p), (e: unknown) => isWeftError(e, 'ECONFIG') && e.message.startsWith(`${p}: `) && e.message.includes('too small'));
+    assert.throws(() => parseNetConfFrom('{"Network":"10.0.0.0/29"}', p), (e: unknown) => isWeftError(e, 'ECONFIG') && e.message.startsWith(`${p}: `) && e.message.includes('too small'));
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -11,12 +11,15 @@ export interface HostState {
   links: unknown;
   addrs: unknown;
   routes: unknown;
-  /** iptables-save without its comment lines (they carry timestamps). */
+  /** iptables-save's rules and non-built-in chains. */
   rules: string;
 }
 
 export async function hostState(tb: Testbed, ns: string): Promise<HostState> {
   const ipj = async (...a: string[]): Promise<unknown> => JSON.parse((await tb.run(null, ['ip', '-n', ns, '-j', ...a])).stdout || '[]');
-  const rules = (await tb.exec(ns, ['iptables-save'])).stdout.split('\n').filter((l) => !l.startsWith('#')).join('\n');
+  // Rules and our own chains only: iptables instantiates a table (empty, default policies) when first asked.
+  const builtin = /^:(INPUT|FORWARD|OUTPUT|PREROUTING|POSTROUTING) /;
+  const rules = (await tb.exec(ns, ['iptables-save'])).stdout.split('\n')
+    .filter((l) => l.startsWith('-A ') || (l.startsWith(':') && !builtin.test(l))).join('\n');
   return { links: await ipj('link', 'show'), addrs: await ipj('-4', 'addr', 'show'), routes: await ipj('-4', 'route', 'show', 'table', 'all'), rules };
 }

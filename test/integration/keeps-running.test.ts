@@ -1,0 +1,207 @@
+/**
+ * Regression tests for the failure modes of the fault probe (each named
+ * after its item): a second weft and a foreign reuseport socket refused
+ * (3); failed kernel-vxlan starts leave no device (2); SIGTERM during a
+ * blocked start-up, SIGHUP, a FIFO net-conf (8). In namespaces, bounded,
+ * cleaned up.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Testbed, findTool, twoHosts, type Host } from '../../src/testbed/index.js';
+import { startWeftNode, weftStatus, WEFT_BIN, type WeftNode } from '../../src/testbed/weft-node.js';
+import { rootSkip } from '../helpers/root.js';
+import { hostState } from '../helpers/host-state.js';
+import { sleep, within } from '../helpers/traffic.js';
+
+const UDP = '{"Network":"10.244.0.0/16","Backend":{"Type":"udp"}}';
+const KERNEL_VXLAN = '{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","Mode":"kernel"}}';
+
+interface Run { code: number; stderr: string }
+
+/** The daemon in `host`'s namespace with its own files under `dir/name`, run to its exit. */
+async function runToExit(tb: Testbed, host: Host, dir: string, name: string, netConf: string, extra: string[] = [],
+  envPrefix: string[] = []): Promise<Run> {
+  const d = join(dir, name);
+  await mkdir(d, { recursive: true });
+  await writeFile(join(d, 'net-conf.json'), netConf);
+  const r = await tb.exec(host.ns, [...envPrefix, process.execPath, WEFT_BIN, `--iface=${host.underlayIf}`,
+    `--net-config-path=${join(d, 'net-conf.json')}`, `--subnet-file=${join(d, 'subnet.env')}`, `--lease-dir=${join(d, 'leases')}`,
+    `--control-socket=${join(d, 'weft.sock')}`, ...extra], { timeoutMs: 30_000 });
+  return { code: r.code, stderr: r.stderr };
+}
+
+/** A socat holding UDP `port` in `ns` (optionally with SO_REUSEPORT); resolves once it is bound. */
+async function holdPort(tb: Testbed, ns: string, port: number, reuseport: boolean): Promise<ChildProcess> {
+  const p = tb.spawn(ns, ['socat', '-u', `UDP4-RECV:${port}${reuseport ? ',reuseport=1' : ''}`, '/dev/null']);
+  await within(5_000, async () => (await tb.exec(ns, ['ss', '-Hlun', `sport = :${port}`])).stdout.includes(`:${port}`),
+    async () => `socat did not bind ${port}`);
+  return p;
+}
+
+describe('item 3: one weft per node', { skip: rootSkip(), timeout: 120_000 }, () => {
+  const tb = new Testbed(`kr3${process.pid % 10000}`);
+  let dir = '';
+  let hosts: [Host, Host];
+  let first: WeftNode;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'weft-kr3-'));
+    ({ hosts } = await twoHosts(tb));
+    first = await startWeftNode(tb, hosts[0], { dir, netConf: UDP });
+  });
+  after(async () => {
+    await tb.cleanup();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('a second weft with the same control socket is refused naming the running one\'s pid; the first is untouched', async () => {
+    const r = await tb.exec(hosts[0].ns, [process.execPath, WEFT_BIN, `--iface=${hosts[0].underlayIf}`,
+      `--net-config-path=${join(dir, 'h1.net-conf.json')}`, `--subnet-file=${join(dir, 'second.subnet.env')}`,
+      `--lease-dir=${join(dir, 'leases')}`, `--control-socket=${first.controlSocket}`], { timeoutMs: 30_000 });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^F.*\] another weft runs on this node \(pid \d+, lock \S+weft|^F.*\] another weft runs on this node \(pid \d+/m);
+    assert.equal((await weftStatus(tb, first) as { workers: { alive: boolean }[] }).workers.every((w) => w.alive), true);
+  });
+
+  test('a second weft with its own files is refused: the port is held by the first; no queue added to flannel0', async () => {
+    const queuesBefore = (await tb.run(null, ['ip', '-n', hosts[0].ns, '-d', 'link', 'show', 'flannel0'])).stdout;
+    const r = await runToExit(tb, hosts[0], dir, 'second', UDP);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /UDP port 8285 on 192\.168\.100\.1 is already bound by 192\.168\.100\.1:8285 \(pid \d+ \(node\)\)/);
+    assert.equal((await tb.run(null, ['ip', '-n', hosts[0].ns, '-d', 'link', 'show', 'flannel0'])).stdout, queuesBefore);
+    assert.equal(first.proc.exitCode, null, 'the first still runs');
+  });
+
+  test('a foreign socket in the port\'s reuseport group is refused with its owner; nothing is left on the host', async () => {
+    const h = hosts[1];
+    const socat = await holdPort(tb, h.ns, 8285, true);
+    try {
+      const was = await hostState(tb, h.ns);
+      const r = await runToExit(tb, h, dir, 'foreign', UDP, ['--ip-masq']);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`UDP port 8285 on 192\\.168\\.100\\.2 is already bound by 0\\.0\\.0\\.0:8285 \\(pid ${socat.pid} \\(socat\\)\\)`));
+      assert.deepEqual(await hostState(tb, h.ns), was, 'no device, route or rule left');
+    } finally {
+      socat.kill('SIGKILL');
+    }
+  });
+});
+
+describe('item 2: a failed start in kernel vxlan mode leaves no device', { skip: rootSkip(), timeout: 120_000 }, () => {
+  const tb = new Testbed(`kr2${process.pid % 10000}`);
+  let dir = '';
+  let hosts: [Host, Host];
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'weft-kr2-'));
+    ({ hosts } = await twoHosts(tb));
+  });
+  after(async () => {
+    await tb.cleanup();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const noDevice = async (what: string): Promise<void> => {
+    const r = await tb.exec(hosts[0].ns, ['ip', 'link', 'show', 'flannel.1']);
+    assert.notEqual(r.code, 0, `${what}: flannel.1 is left: ${r.stdout}`);
+  };
+
+  test('subnet.env cannot be written: flannel.1 and the rules removed', async () => {
+    const was = await hostState(tb, hosts[0].ns);
+    await writeFile(join(dir, 'a-file'), 'x');
+    const r = await runToExit(tb, hosts[0], dir, 'subnetenv', KERNEL_VXLAN, ['--ip-masq', `--subnet-file=${join(dir, 'a-file', 'subnet.env')}`]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /stopped during start-up|^F/m);
+    await noDevice('subnet.env');
+    assert.deepEqual(await hostState(tb, hosts[0].ns), was);
+  });
+
+  test('--ip-masq without iptables: flannel.1 removed', async () => {
+    const bin = join(dir, 'bin');
+    await mkdir(bin, { recursive: true });
+    for (const t of ['ip', 'bridge']) await symlink(findTool(t)!, join(bin, t)).catch(() => undefined);
+    const r = await runToExit(tb, hosts[0], dir, 'noiptables', KERNEL_VXLAN, ['--ip-masq'], ['env', `PATH=${bin}`]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /iptables/);
+    await noDevice('no iptables');
+  });
+
+  test('UDP 8472 already bound: the message names the port and its owner; no device', async () => {
+    const socat = await holdPort(tb, hosts[0].ns, 8472, false);
+    try {
+      const r = await runToExit(tb, hosts[0], dir, 'port', KERNEL_VXLAN);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`VXLAN device flannel\\.1 cannot bind UDP port 8472: it is already bound by 0\\.0\\.0\\.0:8472 \\(pid ${socat.pid} \\(socat\\)\\)`));
+      assert.match(r.stderr, /another Backend\.Port/);
+      await noDevice('port in use');
+    } finally {
+      socat.kill('SIGKILL');
+    }
+  });
+});
+
+describe('item 8: signals', { skip: rootSkip(), timeout: 120_000 }, () => {
+  const tb = new Testbed(`kr8${process.pid % 10000}`);
+  let dir = '';
+  let hosts: [Host, Host];
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'weft-kr8-'));
+    ({ hosts } = await twoHosts(tb));
+  });
+  after(async () => {
+    await tb.cleanup();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const exited = (p: ChildProcess): Promise<number | null> =>
+    p.exitCode !== null ? Promise.resolve(p.exitCode) : new Promise((r) => p.once('exit', (code) => r(code)));
+
+  test('SIGTERM while start-up waits for etcd: gone within 2 s, exit 0, what it removed and kept said', async () => {
+    const log = join(dir, 'etcd-wait.log');
+    await writeFile(join(dir, 'nc.json'), UDP);
+    // Nothing listens on 2379 in this namespace: the store retries for 10 s.
+    const p = tb.spawn(hosts[0].ns, [process.execPath, WEFT_BIN, `--iface=${hosts[0].underlayIf}`, '--etcd-endpoints=http://127.0.0.1:2379',
+      `--subnet-file=${join(dir, 'etcd.subnet.env')}`, `--control-socket=${join(dir, 'etcd.sock')}`], { logFile: log });
+    await within(10_000, async () => (await readFile(log, 'utf8').catch(() => '')).includes('starting'), async () => readFile(log, 'utf8'));
+    await sleep(1000);
+    const t0 = Date.now();
+    p.kill('SIGTERM');
+    const code = await exited(p);
+    const ms = Date.now() - t0;
+    const text = await readFile(log, 'utf8');
+    assert.ok(ms < 2000, `exited ${ms} ms after SIGTERM:\n${text}`);
+    assert.equal(code, 0, text);
+    assert.match(text, /SIGTERM: shutting down/);
+    assert.match(text, /stopped during start-up: removed .*; kept /);
+    assert.match(text, /exiting cleanly/);
+    assert.doesNotMatch(text, /already closed/);
+  });
+
+  test('SIGHUP stops a running daemon with its cleanup: flannel0 and the rules gone, a last line says what was kept', async () => {
+    const h = hosts[1];
+    const was = await hostState(tb, h.ns);
+    const n = await startWeftNode(tb, h, { dir, netConf: UDP, extraArgs: ['--ip-masq'] });
+    n.proc.kill('SIGHUP');
+    assert.equal(await exited(n.proc), 0);
+    const text = await readFile(n.logFile, 'utf8');
+    assert.match(text, /SIGHUP: shutting down/);
+    assert.match(text, /stopped: removed the masquerade and forward rules, flannel0 \(with its address and route\); kept the lease 10\.244\.\d+\.0\/24, \S+subnet\.env/);
+    assert.deepEqual(await hostState(tb, h.ns), was);
+  });
+
+  test('a net-conf that is a FIFO: refused at once instead of hanging start-up', async () => {
+    const fifo = join(dir, 'fifo.json');
+    await tb.run(null, ['mkfifo', fifo]);
+    const t0 = Date.now();
+    const r = await tb.exec(hosts[0].ns, [process.execPath, WEFT_BIN, `--net-config-path=${fifo}`, `--lease-dir=${join(dir, 'fl')}`,
+      `--control-socket=${join(dir, 'fifo.sock')}`], { timeoutMs: 15_000 });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /network config \S+fifo\.json is a FIFO, not a file/);
+    assert.ok(Date.now() - t0 < 10_000);
+  });
+});
