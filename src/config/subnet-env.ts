@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, open, rename, readFile, unlink } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { WeftError } from '../errors.js';
-import { type Ipv4Prefix, formatIpv4, formatIpv4Prefix, parseIpv4Prefix } from '../wire/ipv4-addr.js';
+import { type Ipv4Prefix, formatIpv4, formatIpv4Prefix, parseIpv4Prefix, tryParseIpv4 } from '../wire/ipv4-addr.js';
 import { formatIpv6, formatIpv6Prefix, ipv6Mask, tryParseIpv6Prefix } from './ipv6.js';
 
 export interface SubnetEnvValues {
@@ -151,4 +151,28 @@ export async function previousSubnet(path: string): Promise<Ipv4Prefix | null> {
   } catch {
     return null;
   }
+}
+
+/**
+ * weft's note beside subnet.env: the PublicIP published with its subnet, so
+ * a restart after the node's address changed can tell its own lease (held
+ * by that old PublicIP) from another node's. `<subnet-file>.publicip`,
+ * one line "<subnet> <PublicIP>".
+ */
+export function publicIpNotePath(subnetFile: string): string {
+  return `${subnetFile}.publicip`;
+}
+
+export async function writePublicIpNote(subnetFile: string, subnet: Ipv4Prefix, publicIp: number): Promise<void> {
+  await writeSubnetEnv(publicIpNotePath(subnetFile), `${formatIpv4Prefix(subnet)} ${formatIpv4(publicIp)}\n`);
+}
+
+/** The PublicIP this node published with `subnet`, or null (no note, another subnet, unreadable). */
+export async function previousPublicIp(subnetFile: string, subnet: Ipv4Prefix | null): Promise<number | null> {
+  if (subnet === null) return null;
+  const text = await readFile(publicIpNotePath(subnetFile), 'utf8').catch(() => '');
+  const [net, ip] = text.trim().split(' ');
+  if (net !== formatIpv4Prefix(subnet) || ip === undefined) return null;
+  const v = tryParseIpv4(ip);
+  return v < 0 ? null : v;
 }

@@ -19,7 +19,9 @@ import { formatIpv4, formatIpv4Prefix, type Ipv4Prefix } from '../wire/ipv4-addr
 import { ignoredFlagWarnings, type Flags } from '../config/flags.js';
 import type { Log } from '../log.js';
 import { parseNetConfFrom, type NetConf } from '../config/net-conf.js';
-import { formatSubnetEnv, previousSubnet, writeSubnetEnv } from '../config/subnet-env.js';
+import {
+  formatSubnetEnv, previousPublicIp, previousSubnet, publicIpNotePath, writePublicIpNote, writeSubnetEnv,
+} from '../config/subnet-env.js';
 import { findUnderlay, type Underlay } from '../config/underlay.js';
 import { LocalLeaseStore } from '../subnet/local.js';
 import type { Lease } from '../subnet/lease.js';
@@ -227,7 +229,9 @@ export class Daemon {
     }
 
     const previous = await previousSubnet(f.subnetFile);
-    const lease = await this.step(store.acquire(conf, { attrs: leaseAttrsFor(plan, underlay.publicIp, this.vtepMac), previous }));
+    const lease = await this.step(store.acquire(conf, {
+      attrs: leaseAttrsFor(plan, underlay.publicIp, this.vtepMac), previous, previousPublicIp: await previousPublicIp(f.subnetFile, previous),
+    }));
     this.lease = lease;
     this.log.info(`lease ${formatIpv4Prefix(lease.subnet)} (public IP ${formatIpv4(underlay.publicIp)}, `
       + `underlay ${underlay.name} MTU ${underlay.mtu})`);
@@ -262,6 +266,7 @@ export class Daemon {
     if (f.ipBlackholeRoute) await this.startBlackhole(lease);
     const env = formatSubnetEnv({ network: conf.network, subnet: lease.subnet, mtu, ipMasq: f.ipMasq });
     await writeSubnetEnv(f.subnetFile, env);
+    await writePublicIpNote(f.subnetFile, lease.subnet, lease.attrs.publicIp);
     this.subnetEnvWritten = true;
     this.ready = true;
     // NetworkUnavailable=False only once the network is really up, as flanneld.
@@ -638,6 +643,7 @@ export class Daemon {
     if (this.subnetEnvWritten) {
       if (failedStart) {
         await unlink(this.flags.subnetFile).catch(() => undefined);
+        await unlink(publicIpNotePath(this.flags.subnetFile)).catch(() => undefined);
         removed.push(this.flags.subnetFile);
       } else {
         kept.push(this.flags.subnetFile);

@@ -261,6 +261,19 @@ export class EtcdLeaseStore implements LeaseStore {
           await this.client.if(mine.key, 'Mod', '==', mine.kv.mod_revision).then(this.client.delete().key(mine.key)).commit();
           entries = entries.filter((e) => e !== mine);
         }
+        // 1b. None of ours, but subnet.env's lease is held by the PublicIP this node
+        //     published with it: the node's address changed. Keep its subnet, with the new PublicIP.
+        const prev = mine === undefined && opts.previous !== null && (opts.previousPublicIp ?? null) !== null
+          ? entries.find((e) => e.canonical && e.attrs !== null && e.attrs.publicIp === opts.previousPublicIp
+            && e.subnet.addr === opts.previous!.addr && e.subnet.len === opts.previous!.len)
+          : undefined;
+        if (prev !== undefined && isSubnetCompatible(conf, prev.subnet)) {
+          const l = await this.rewrite(prev, text, opts.attrs);
+          if (l === null) continue; // changed under us: list again
+          this.log.warn(`lease ${prev.key} named in the old subnet.env was held by PublicIP ${formatIpv4(prev.attrs!.publicIp)}: `
+            + `this node's address changed to ${formatIpv4(ip)}; the lease is kept with the new PublicIP`);
+          return l;
+        }
         // 2./3. The old subnet.env's subnet if free, else a random pick;
         //    any key (even a value we cannot decode) blocks its subnet.
         const target = chooseSubnet(conf, entries.map((e) => e.subnet), opts.previous, this.random,

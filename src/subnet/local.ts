@@ -102,6 +102,10 @@ function tryDecode(text: string): LeaseAttrs | null {
   }
 }
 
+function sameSubnet(a: Ipv4Prefix, b: Ipv4Prefix): boolean {
+  return a.addr === b.addr && a.len === b.len;
+}
+
 function revoked(p: Ipv4Prefix, why: string): WeftError {
   return new WeftError('EREVOKED', `lease ${formatIpv4Prefix(p)} is no longer ours (${why}); acquire a new one`);
 }
@@ -112,6 +116,7 @@ export class LocalLeaseStore implements LeaseStore {
   readonly configSource: string;
   errors = 0;
   private readonly decoder: LeaseDecoder;
+  private readonly log: Log;
   readonly ttlMs: number;
   readonly pollMs: number;
   private readonly random: () => number;
@@ -121,7 +126,8 @@ export class LocalLeaseStore implements LeaseStore {
     this.dir = opts.dir;
     this.netConfPath = opts.netConfPath;
     this.configSource = opts.netConfPath;
-    this.decoder = new LeaseDecoder(opts.log ?? SILENT);
+    this.log = opts.log ?? SILENT;
+    this.decoder = new LeaseDecoder(this.log);
     this.ttlMs = opts.ttlMs ?? DEFAULT_LEASE_TTL_MS;
     this.pollMs = opts.pollMs ?? DEFAULT_LEASE_POLL_MS;
     this.random = opts.random ?? Math.random;
@@ -155,6 +161,18 @@ export class LocalLeaseStore implements LeaseStore {
           await this.removeIfHeldBy(mine.subnet, ip);
           live = live.filter((e) => e !== mine);
         }
+      }
+      // 1b. None of ours, but subnet.env's lease is held by the PublicIP this node
+      //     published with it: the node's address changed. Keep its subnet, with the new PublicIP.
+      const prev = reuse === null && opts.previous !== null && (opts.previousPublicIp ?? null) !== null
+        ? live.find((e) => e.attrs?.publicIp === opts.previousPublicIp && sameSubnet(e.subnet, opts.previous!)) : undefined;
+      if (prev !== undefined && isSubnetCompatible(conf, prev.subnet)) {
+        const old = prev.attrs!.publicIp;
+        const lease = await this.tryTake(prev.subnet, text, opts.attrs, old);
+        if (lease === null) continue;
+        this.log.warn(`lease ${formatIpv4Prefix(prev.subnet)} named in the old subnet.env was held by PublicIP ${formatIpv4(old)}: `
+          + `this node's address changed to ${formatIpv4(ip)}; the lease is kept with the new PublicIP`);
+        return lease;
       }
       // 2./3. The old subnet.env's subnet if free, else a random pick.
       const target = reuse ?? chooseSubnet(conf, live.map((e) => e.subnet), opts.previous, this.random,
@@ -363,7 +381,8 @@ export class LocalLeaseStore implements LeaseStore {
    * Takes `target` for `attrs` if, under its claim, it is free, expired or
    * already ours (same PublicIP). null = lost to another daemon; retry.
    */
-  private async tryTake(target: Ipv4Prefix, text: string, attrs: LeaseAttrs): Promise<Lease | null> {
+  /** Takes `target` when it is free, expired, ours, or held by `takeOverFrom` (our previous PublicIP). */
+  private async tryTake(target: Ipv4Prefix, text: string, attrs: LeaseAttrs, takeOverFrom = -1): Promise<Lease | null> {
     const key = subnetKey(target);
     const path = join(this.dir, key);
     const tmp = await this.writeTemp(key, text);
@@ -378,7 +397,7 @@ export class LocalLeaseStore implements LeaseStore {
             if (errCode(e) === 'EEXIST') return null;
             throw e;
           }
-        } else if (this.expired(cur, Date.now()) || cur.attrs?.publicIp === attrs.publicIp) {
+        } else if (this.expired(cur, Date.now()) || cur.attrs?.publicIp === attrs.publicIp || cur.attrs?.publicIp === takeOverFrom) {
           // Atomic replace: the name never goes missing, so no creator can
           // slip in between, and watchers see old or new content.
           await fsp.rename(tmp.path, path);

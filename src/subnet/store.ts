@@ -21,6 +21,12 @@ export interface AcquireOptions {
   attrs: LeaseAttrs;
   /** The subnet from the old subnet.env, if any. */
   previous: Ipv4Prefix | null;
+  /**
+   * The PublicIP this node published with `previous` (weft's note beside
+   * subnet.env), if any: a lease of `previous` still held by it is ours from
+   * before the node's address changed, and is taken over.
+   */
+  previousPublicIp?: number | null;
 }
 
 export interface LeaseStore {

@@ -5,7 +5,7 @@
  * integration tests and the e2e bench.
  */
 import type { ChildProcess } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WeftError } from '../errors.js';
@@ -56,9 +56,12 @@ export async function startWeftNode(tb: Testbed, host: Host, o: WeftNodeOptions)
     `--control-socket=${controlSocket}`,
     ...(o.extraArgs ?? []),
   ], { logFile, env: { ...process.env, ...o.env } });
-  const deadline = Date.now() + (o.readyTimeoutMs ?? 15_000);
+  const started = Date.now();
+  const deadline = started + (o.readyTimeoutMs ?? 15_000);
   for (;;) {
-    const env = await readFile(subnetFile, 'utf8').catch(() => null);
+    // Written by this daemon: a restart finds the last run's file in place.
+    const fresh = await stat(subnetFile).then((st) => st.mtimeMs >= started, () => false);
+    const env = fresh ? await readFile(subnetFile, 'utf8').catch(() => null) : null;
     if (env !== null) {
       const subnet = /^FLANNEL_SUBNET=(.+)$/m.exec(env)?.[1];
       const mtu = Number(/^FLANNEL_MTU=(\d+)$/m.exec(env)?.[1]);

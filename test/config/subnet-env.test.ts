@@ -3,8 +3,10 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { formatSubnetEnv, parseSubnetEnv, previousSubnet, readSubnetEnv, writeSubnetEnv } from '../../src/config/subnet-env.js';
-import { formatIpv4Prefix, parseIpv4Prefix } from '../../src/wire/ipv4-addr.js';
+import {
+  formatSubnetEnv, parseSubnetEnv, previousPublicIp, previousSubnet, readSubnetEnv, writePublicIpNote, writeSubnetEnv,
+} from '../../src/config/subnet-env.js';
+import { formatIpv4Prefix, parseIpv4, parseIpv4Prefix } from '../../src/wire/ipv4-addr.js';
 
 const GOLDEN = 'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1472\nFLANNEL_IPMASQ=true\n';
 
@@ -100,4 +102,20 @@ test('readSubnetEnv / previousSubnet: missing, comments, garbage', async () => {
     assert.equal(await previousSubnet(path), null);
   });
   assert.deepEqual(parseSubnetEnv(GOLDEN), { FLANNEL_NETWORK: '10.244.0.0/16', FLANNEL_SUBNET: '10.244.1.1/24', FLANNEL_MTU: '1472', FLANNEL_IPMASQ: 'true' });
+});
+
+test('publicip note: written beside subnet.env, read back only for the subnet it was written with', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'weft-note-'));
+  try {
+    const env = join(dir, 'subnet.env');
+    const subnet = parseIpv4Prefix('10.244.7.0/24');
+    assert.equal(await previousPublicIp(env, subnet), null, 'no note yet');
+    await writePublicIpNote(env, subnet, parseIpv4('192.168.1.5'));
+    assert.equal(await readFile(`${env}.publicip`, 'utf8'), '10.244.7.0/24 192.168.1.5\n');
+    assert.equal(await previousPublicIp(env, subnet), parseIpv4('192.168.1.5'));
+    assert.equal(await previousPublicIp(env, parseIpv4Prefix('10.244.8.0/24')), null, 'another subnet: not ours to claim');
+    assert.equal(await previousPublicIp(env, null), null);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

@@ -148,6 +148,20 @@ describe('etcd lease store (real etcd)', { skip: etcdSkip(), timeout: 180_000 },
     assert.ok(Math.abs(a.expiration - (Date.now() + DAY * 1000)) < 60_000, 'expiration = now + 24 h');
   });
 
+  test('after this node\'s address changed, its subnet.env lease (held by the old PublicIP it noted) is kept with the new one', async () => {
+    const p = prefix();
+    const logs: string[] = [];
+    const key = `${p}/subnets/10.244.77.0-24`;
+    await flannelPut(key, '{"PublicIP":"192.168.1.20","PublicIPv6":null}');
+    const prev = pfx('10.244.77.0/24');
+    const other = await mk(p).acquire(CONF, { attrs: attrs('192.168.1.99'), previous: prev, previousPublicIp: ip('192.168.1.21') });
+    assert.notDeepEqual(other.subnet, prev, 'the noted PublicIP is not the holder: another node\'s lease, not taken');
+    const l = await mk(p, { log: captureLog(logs) }).acquire(CONF, { attrs: attrs('192.168.1.30'), previous: prev, previousPublicIp: ip('192.168.1.20') });
+    assert.deepEqual(l.subnet, prev);
+    assert.equal((await raw.get(key).string()), '{"PublicIP":"192.168.1.30","PublicIPv6":null}');
+    assert.match(logs.join('\n'), /this node's address changed to 192\.168\.1\.30; the lease is kept/);
+  });
+
   test('a lease written in flanneld\'s exact key and JSON is a peer, and its subnet is not picked', async () => {
     const p = '/coreos.com/network';
     await flannelPut('/coreos.com/network/subnets/10.244.9.0-24', '{"PublicIP":"192.168.100.9","PublicIPv6":null}');

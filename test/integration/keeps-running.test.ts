@@ -2,8 +2,8 @@
  * Regression tests for the failure modes of the fault probe (each named
  * after its item): a second weft and a foreign reuseport socket refused
  * (3); failed kernel-vxlan starts leave no device (2); SIGTERM during a
- * blocked start-up, SIGHUP, a FIFO net-conf (8). In namespaces, bounded,
- * cleaned up.
+ * blocked start-up, SIGHUP, a FIFO net-conf (8); a node whose address
+ * changed keeps its subnet (5). In namespaces, bounded, cleaned up.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,10 +12,10 @@ import { mkdtemp, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Testbed, findTool, twoHosts, type Host } from '../../src/testbed/index.js';
-import { startWeftNode, weftStatus, WEFT_BIN, type WeftNode } from '../../src/testbed/weft-node.js';
+import { attachWeftPod, startWeftNode, weftStatus, WEFT_BIN, type WeftNode } from '../../src/testbed/weft-node.js';
 import { rootSkip } from '../helpers/root.js';
 import { hostState } from '../helpers/host-state.js';
-import { sleep, within } from '../helpers/traffic.js';
+import { pingBoth, sleep, within } from '../helpers/traffic.js';
 
 const UDP = '{"Network":"10.244.0.0/16","Backend":{"Type":"udp"}}';
 const KERNEL_VXLAN = '{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","Mode":"kernel"}}';
@@ -203,5 +203,42 @@ describe('item 8: signals', { skip: rootSkip(), timeout: 120_000 }, () => {
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /network config \S+fifo\.json is a FIFO, not a file/);
     assert.ok(Date.now() - t0 < 10_000);
+  });
+});
+
+describe('item 5: a node whose IP changed keeps its subnet', { skip: rootSkip(), timeout: 120_000 }, () => {
+  const tb = new Testbed(`kr5${process.pid % 10000}`);
+  let dir = '';
+  let hosts: [Host, Host];
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'weft-kr5-'));
+    ({ hosts } = await twoHosts(tb));
+  });
+  after(async () => {
+    await tb.cleanup();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('restarted with a new address: the same subnet, its lease rewritten, the peer follows, pods reach each other', async () => {
+    const [h1, h2] = hosts;
+    const a = await startWeftNode(tb, h1, { dir, netConf: UDP });
+    const b = await startWeftNode(tb, h2, { dir, netConf: UDP });
+    const subnet = a.subnet;
+    a.proc.kill('SIGTERM');
+    await new Promise((r) => a.proc.once('exit', r));
+    // The node's address changes while weft is down (its subnet.env stays, as on a real node).
+    await tb.run(null, ['ip', '-n', h1.ns, 'addr', 'del', '192.168.100.1/24', 'dev', h1.underlayIf]);
+    await tb.run(null, ['ip', '-n', h1.ns, 'addr', 'add', '192.168.100.11/24', 'dev', h1.underlayIf]);
+    const a2 = await startWeftNode(tb, h1, { dir, netConf: UDP });
+    assert.equal(a2.subnet, subnet, `the subnet is kept\n${await readFile(a2.logFile, 'utf8')}`);
+    const key = subnet.replace('.1/', '.0-');
+    assert.equal(await readFile(join(dir, 'leases', key), 'utf8'), '{"PublicIP":"192.168.100.11","PublicIPv6":null}');
+    assert.match(await readFile(a2.logFile, 'utf8'), /this node's address changed to 192\.168\.100\.11; the lease is kept/);
+    type S = { peers: { subnet: string; publicIp: string }[] };
+    await within(5_000, async () => (await weftStatus(tb, b) as S).peers.some((p) => p.publicIp === '192.168.100.11'),
+      async () => JSON.stringify((await weftStatus(tb, b) as S).peers));
+    assert.deepEqual((await weftStatus(tb, a2) as S).peers.map((p) => p.publicIp), ['192.168.100.2'], 'its old lease is not its peer');
+    await pingBoth(tb, await attachWeftPod(tb, a2), await attachWeftPod(tb, b), 'after the address change');
   });
 });

@@ -10,6 +10,7 @@ import { encodeLeaseAttrs, subnetKey, type Lease, type LeaseAttrs } from '../../
 import type { LeaseNetConf, PeerEvent } from '../../src/subnet/store.js';
 import { isWeftError } from '../../src/errors.js';
 import { formatIpv4Prefix, parseIpv4 as ip, parseIpv4Prefix as pfx } from '../../src/wire/ipv4-addr.js';
+import { captureLog } from '../helpers/log.js';
 
 const CONF: LeaseNetConf = { network: pfx('10.244.0.0/16'), subnetLen: 24, subnetMin: ip('10.244.1.0'), subnetMax: ip('10.244.255.0') };
 // Network 10.10.0.0/28, SubnetLen 30, Min/Max restricting to 2 subnets.
@@ -139,6 +140,28 @@ test('acquire: previous is reused when free, not when another IP holds it', asyn
   const f = await store(d).acquire(CONF, { attrs: attrs('192.168.1.23'), previous: null });
   assert.notDeepEqual(f.subnet, pfx('10.244.0.0/24'));
   assert.ok(!readdirSync(join(d, 'leases')).includes('10.244.0.0-24'));
+});
+
+test('acquire: after this node\'s address changed, the subnet.env lease held by its old PublicIP is kept with the new one', async (t) => {
+  const d = tempDir(t);
+  const logs: string[] = [];
+  const prev = pfx('10.244.77.0/24');
+  mkdirSync(join(d, 'leases'));
+  plant(d, '10.244.77.0/24', attrs('192.168.1.20'));
+  // The old IP is only ours if this node published it with that subnet (weft's note).
+  const c = await store(d).acquire(CONF, { attrs: attrs('192.168.1.99'), previous: prev, previousPublicIp: ip('192.168.1.21') });
+  assert.notDeepEqual(c.subnet, prev, 'held by another node: not taken');
+  const s = new LocalLeaseStore({ dir: join(d, 'leases'), netConfPath: join(d, 'net-conf.json'), pollMs: 50, log: captureLog(logs) });
+  const l = await s.acquire(CONF, { attrs: attrs('192.168.1.30'), previous: prev, previousPublicIp: ip('192.168.1.20') });
+  assert.deepEqual(l.subnet, prev);
+  assert.equal(readFileSync(join(d, 'leases', '10.244.77.0-24'), 'utf8'), '{"PublicIP":"192.168.1.30","PublicIPv6":null}');
+  assert.match(logs.join('\n'), /^W lease 10\.244\.77\.0\/24 named in the old subnet\.env was held by PublicIP 192\.168\.1\.20: this node's address changed to 192\.168\.1\.30/m);
+  // Our own (old) lease is never a peer: the watch sees only c's lease.
+  const seen: string[] = [];
+  const stop = s.watch(l, (evs) => { for (const e of evs) seen.push(formatIpv4Prefix(e.lease.subnet)); }, () => undefined);
+  await new Promise((r) => setTimeout(r, 300));
+  stop();
+  assert.deepEqual(seen, [formatIpv4Prefix(c.subnet)]);
 });
 
 test('acquire: out of subnets → ENOSUBNET on the third node of a 2-subnet range', async (t) => {
