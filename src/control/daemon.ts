@@ -50,6 +50,7 @@ import {
 } from './backend.js';
 import { canCreateVxlan, KernelVxlan } from './kernel-vxlan.js';
 import { HostGw } from './host-gw.js';
+import { LeaseRenewer } from './renewer.js';
 import { acquireInstanceLock, type InstanceLock } from './instance-lock.js';
 import { foreignOnPort } from '../conn/port-owners.js';
 import { ensureBlackholeRoute, linkExists, removeBlackholeRoute, type HostRoute, type VxlanPeer } from '../netlink/index.js';
@@ -86,8 +87,7 @@ export class Daemon {
   /** subnet.env written: /readyz answers 200. */
   private ready = false;
   private stopWatch: (() => void) | null = null;
-  private renewTimer: NodeJS.Timeout | null = null;
-  private readonly renewals = { ok: 0, failed: 0 };
+  private renewer: LeaseRenewer | null = null;
   private storeKind = '';
   private readonly peers = new Map<string, PeerState>();
   private readonly ignored = new Map<string, IgnoredPeer>();
@@ -272,7 +272,15 @@ export class Daemon {
     // NetworkUnavailable=False only once the network is really up, as flanneld.
     if (this.kubeStore && f.setNodeNetworkUnavailable) await this.step(this.kubeStore.completeLease());
     this.log.info(`ready: ${readyLine(plan, mode, this.tunName, underlay.name, workers)}, MTU ${mtu}, wrote ${f.subnetFile}`);
-    this.scheduleRenew();
+    this.renewer = new LeaseRenewer({
+      renew: (l) => this.store!.renew(l), marginMs: f.subnetLeaseRenewMargin * 60_000, log: this.log,
+      onRenewed: (l) => { this.lease = l; },
+      onRevoked: (e) => {
+        this.log.error(`our lease was revoked: ${e.message}; stopping`);
+        void this.stop(1);
+      },
+    });
+    this.renewer.start(lease);
   }
 
   /**
@@ -487,29 +495,6 @@ export class Daemon {
       + `${routes ? `, route table epoch ${routes.epoch}` : ''}`);
   }
 
-  private scheduleRenew(): void {
-    if (this.stopped) return;
-    const lease = this.lease!;
-    const margin = this.flags.subnetLeaseRenewMargin * 60_000;
-    const wait = Math.max(1000, Math.min(lease.expiration - margin - Date.now(), 2 ** 31 - 1));
-    this.renewTimer = setTimeout(() => {
-      this.store!.renew(this.lease!).then((l) => {
-        this.lease = l;
-        this.renewals.ok++;
-        this.log.info(`lease ${formatIpv4Prefix(l.subnet)} renewed until ${new Date(l.expiration).toISOString()}`);
-      }, (e: unknown) => {
-        if (isWeftError(e, 'EREVOKED')) {
-          this.log.error(`our lease was revoked: ${e.message}; stopping`);
-          void this.stop(1);
-          return;
-        }
-        this.renewals.failed++;
-        this.log.warn(`lease renewal failed (will retry): ${e instanceof Error ? e.message : String(e)}`);
-      }).finally(() => this.scheduleRenew());
-    }, wait);
-    this.renewTimer.unref();
-  }
-
   status(): MetricsStatus & Record<string, unknown> {
     const stats = this.statsBuf && this.statsLayout
       ? snapshotStats(this.statsBuf, this.statsLayout)
@@ -517,7 +502,7 @@ export class Daemon {
     return {
       version: VERSION,
       ready: this.ready,
-      leaseRenewals: { ...this.renewals },
+      leaseRenewals: { ...(this.renewer?.counts ?? { ok: 0, failed: 0 }) },
       store: this.store ? { kind: this.storeKind, errors: this.store.errors } : null,
       pid: process.pid,
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
@@ -609,7 +594,7 @@ export class Daemon {
     this.masq = null;
     await this.health?.close();
     this.health = null;
-    if (this.renewTimer) clearTimeout(this.renewTimer);
+    this.renewer?.stop();
     this.stopWatch?.();
     this.stopWatch = null;
     if (this.kernel) {

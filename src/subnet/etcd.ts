@@ -36,6 +36,7 @@ import {
 } from './lease.js';
 import type { AcquireOptions, LeaseNetConf, LeaseStore, PeerEvent } from './store.js';
 import { SILENT, type Log } from '../log.js';
+import { Backoff } from '../backoff.js';
 
 export const DEFAULT_ETCD_PREFIX = '/coreos.com/network';
 /** flanneld's default --etcd-endpoints. */
@@ -319,7 +320,7 @@ export class EtcdLeaseStore implements LeaseStore {
     let stopped = false;
     let watcher: Watcher | null = null;
     let timer: NodeJS.Timeout | undefined;
-    let backoff = 0;
+    const backoff = new Backoff(BACKOFF_MIN_MS, BACKOFF_MAX_MS);
     let outage = false;
     // Watch responses are handled one after another: expirations are looked up asynchronously.
     let chain: Promise<void> = Promise.resolve();
@@ -364,22 +365,25 @@ export class EtcdLeaseStore implements LeaseStore {
       }
     };
     let attempts = 0;
+    let lastWhy = '';
     const restart = (why: string): void => {
       if (stopped) return;
       this.errors++;
-      backoff = backoff === 0 ? BACKOFF_MIN_MS : Math.min(BACKOFF_MAX_MS, backoff * 2);
+      const wait = backoff.next();
       if (!outage) {
         outage = true;
         attempts = 0;
+        lastWhy = why;
         this.log.warn(`etcd watch interrupted (${why}); keeping the ${known.size} known peers, re-listing with backoff`);
       } else {
-        // Every failed attempt is logged (at most one line per BACKOFF_MAX_MS once
-        // the backoff is full): a quiet outage would look like a quiet cluster.
+        // Logged when the reason changes, not per attempt: the outage's
+        // start and end are logged, and the attempts count is in the end line.
         attempts++;
-        this.log.warn(`etcd re-list attempt ${attempts} failed (${why}); next in ${backoff} ms`);
+        if (why !== lastWhy) this.log.warn(`etcd re-list attempt ${attempts} failed (${why}); retrying with backoff, next in ${wait} ms`);
+        lastWhy = why;
       }
       if (timer !== undefined) clearTimeout(timer);
-      timer = setTimeout(() => void resync(), backoff);
+      timer = setTimeout(() => void resync(), wait);
     };
 
     const handle = async (res: IWatchResponse): Promise<void> => {
@@ -441,7 +445,7 @@ export class EtcdLeaseStore implements LeaseStore {
       notCreated.unref();
       w.on('connected', () => {
         clearTimeout(notCreated);
-        if (watcher === w) backoff = 0;
+        if (watcher === w) backoff.reset();
       });
       w.on('data', (res: IWatchResponse) => {
         if (watcher !== w) return;
@@ -511,7 +515,8 @@ export class EtcdLeaseStore implements LeaseStore {
       known = next;
       if (outage) {
         outage = false;
-        this.log.info(`etcd watch resumed at revision ${listing.revision}: ${events.length} changes caught up, ${known.size} peers`);
+        this.log.info(`etcd watch resumed at revision ${listing.revision} after ${attempts + 1} attempts: `
+          + `${events.length} changes caught up, ${known.size} peers`);
       }
       emit(events);
       const from = (BigInt(listing.revision) + 1n).toString();
@@ -621,7 +626,7 @@ export class EtcdLeaseStore implements LeaseStore {
    */
   private async retrying<T>(what: string, fn: () => Promise<T>): Promise<T> {
     const deadline = Date.now() + this.connectTimeoutMs;
-    let delay = 100;
+    const backoff = new Backoff(100, 1000);
     for (;;) {
       try {
         return await fn();
@@ -631,6 +636,7 @@ export class EtcdLeaseStore implements LeaseStore {
         if (this.closed) throw new WeftError('ECLOSED', `cannot ${what}: the etcd store was closed`, { cause: e });
         const name = (e as Error | null)?.constructor?.name ?? '';
         const fatal = /Auth|Permission|Unauthenticated|RoleNotGranted|UserNotFound/.test(name);
+        const delay = backoff.next();
         if (fatal || Date.now() + delay > deadline) {
           const hint = fatal
             ? 'check --etcd-username/--etcd-password and the role\'s permissions on the prefix'
@@ -642,7 +648,6 @@ export class EtcdLeaseStore implements LeaseStore {
           );
         }
         await sleep(delay);
-        delay = Math.min(1000, delay * 2);
       }
     }
   }

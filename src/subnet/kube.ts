@@ -55,6 +55,7 @@ import { formatIpv4, formatIpv4Prefix, parseIpv4Prefix, prefixContains, tryParse
 import { goJson, type Lease, type LeaseAttrs } from './lease.js';
 import type { AcquireOptions, LeaseNetConf, LeaseStore, PeerEvent } from './store.js';
 import { readNetConfText } from '../config/net-conf.js';
+import { Backoff } from '../backoff.js';
 
 export const DEFAULT_ANNOTATION_PREFIX = 'flannel.alpha.coreos.com';
 /** flannel's EVENT_QUEUE_DEPTH default. */
@@ -569,7 +570,7 @@ class NodeWatch {
   private conn: WatchConn | null = null;
   private resyncTimer: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
-  private backoff: number;
+  private readonly backoff: Backoff;
   private readonly watcher: Watch;
 
   constructor(
@@ -579,7 +580,7 @@ class NodeWatch {
     private readonly onEvents: (events: PeerEvent[]) => void,
     private readonly onRevoked: () => void,
   ) {
-    this.backoff = store.retryMs;
+    this.backoff = new Backoff(store.retryMs, RETRY_MAX_MS);
     this.watcher = new Watch(store.kubeConfig);
   }
 
@@ -614,8 +615,7 @@ class NodeWatch {
     this.gen++; // whatever is in flight is stale now
     this.dropWatch();
     if (this.retryTimer !== null) clearTimeout(this.retryTimer);
-    const wait = this.backoff;
-    this.backoff = Math.min(this.backoff * 2, RETRY_MAX_MS);
+    const wait = this.backoff.next();
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
       void this.relist();
@@ -679,7 +679,7 @@ class NodeWatch {
     const onEvent = (type: string, obj: unknown): void => {
       if (!live()) return;
       events++;
-      this.backoff = this.store.retryMs; // the API answers: start over from a short delay next time
+      this.backoff.reset(); // the API answers: start over from a short delay next time
       this.onWatchEvent(type, obj as V1Node);
     };
     const onDone = (err: unknown): void => {
