@@ -23,7 +23,7 @@ export const INSTALL_CNI_DEFAULTS = {
 } as const;
 
 /** The image flannel's own manifest uses to install /opt/cni/bin/flannel. */
-export const FLANNEL_CNI_PLUGIN_IMAGE = 'ghcr.io/flannel-io/flannel-cni-plugin:v1.9.1-flannel1';
+export const FLANNEL_CNI_PLUGIN_IMAGE = 'ghcr.io/flannel-io/flannel-cni-plugin:v1.9.1-flannel3';
 
 export interface InstallCniOptions {
   src: string;

@@ -1,28 +1,35 @@
 /**
  * deploy/kube-weft.yml: every object validates against the Kubernetes API
- * schemas (kubernetes-models), the ClusterRole grants exactly what the code
- * calls, and the DaemonSet carries what the daemon needs on a node.
+ * schemas (kubernetes-models); against flannel's kube-flannel.yml it has the
+ * same objects and differs in exactly the fields the migration guide lists;
+ * the ClusterRole grants exactly what the code calls; the DaemonSet carries
+ * what the daemon needs on a node.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadAll } from 'js-yaml';
+import { load as loadYaml, loadAll } from 'js-yaml';
 import { Namespace, ServiceAccount, ConfigMap } from 'kubernetes-models/v1';
 import { ClusterRole, ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { DaemonSet } from 'kubernetes-models/apps/v1';
-import { checkConflist } from '../../src/cli/install-cni.js';
+import { checkConflist, FLANNEL_CNI_PLUGIN_IMAGE } from '../../src/cli/install-cni.js';
 import { parseNetConf } from '../../src/config/net-conf.js';
 import { parseFlags } from '../../src/config/flags.js';
 
 // Tests run from dist/test/deploy; the repository root is three levels up.
 const ROOT = new URL('../../../', import.meta.url).pathname;
 const MANIFEST = join(ROOT, 'deploy', 'kube-weft.yml');
+const MIGRATING = join(ROOT, 'docs', 'migrating-from-flannel.md');
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
+function objects(text: string): Obj[] {
+  return loadAll(text).filter((d): d is Obj => d !== null && d !== undefined) as Obj[];
+}
+
 function load(): Obj[] {
-  return loadAll(readFileSync(MANIFEST, 'utf8')).filter((d): d is Obj => d !== null && d !== undefined) as Obj[];
+  return objects(readFileSync(MANIFEST, 'utf8'));
 }
 
 function one(docs: Obj[], kind: string): Obj {
@@ -40,6 +47,164 @@ function container(docs: Obj[], name: string, init = false): Obj {
   const c = list.find((x) => x.name === name);
   assert.ok(c, `${init ? 'init ' : ''}container ${name}`);
   return c;
+}
+
+/**
+ * flannel v0.28.9's Documentation/kube-flannel.yml, the file this manifest
+ * replaces: its objects and fields as flannel ships them, comments and list
+ * layout aside.
+ */
+const FLANNEL_MANIFEST = `
+kind: Namespace
+apiVersion: v1
+metadata:
+  name: kube-flannel
+  labels: {k8s-app: flannel, pod-security.kubernetes.io/enforce: privileged}
+---
+kind: ClusterRole
+apiVersion: rbac.authorization.k8s.io/v1
+metadata: {labels: {k8s-app: flannel}, name: flannel}
+rules:
+  - {apiGroups: [""], resources: [pods], verbs: [get]}
+  - {apiGroups: [""], resources: [nodes], verbs: [get, list, watch]}
+  - {apiGroups: [""], resources: [nodes/status], verbs: [patch]}
+---
+kind: ClusterRoleBinding
+apiVersion: rbac.authorization.k8s.io/v1
+metadata: {labels: {k8s-app: flannel}, name: flannel}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: flannel}
+subjects: [{kind: ServiceAccount, name: flannel, namespace: kube-flannel}]
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {labels: {k8s-app: flannel}, name: flannel, namespace: kube-flannel}
+---
+kind: ConfigMap
+apiVersion: v1
+metadata:
+  name: kube-flannel-cfg
+  namespace: kube-flannel
+  labels: {tier: node, k8s-app: flannel, app: flannel}
+data:
+  cni-conf.json: |
+    {
+      "name": "cbr0",
+      "cniVersion": "0.3.1",
+      "plugins": [
+        {
+          "type": "flannel",
+          "delegate": {
+            "hairpinMode": true,
+            "isDefaultGateway": true
+          }
+        },
+        {
+          "type": "portmap",
+          "capabilities": {
+            "portMappings": true
+          }
+        }
+      ]
+    }
+  net-conf.json: |
+    {
+      "Network": "10.244.0.0/16",
+      "EnableNFTables": false,
+      "Backend": {
+        "Type": "vxlan"
+      }
+    }
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: kube-flannel-ds
+  namespace: kube-flannel
+  labels: {tier: node, app: flannel, k8s-app: flannel}
+spec:
+  selector: {matchLabels: {app: flannel}}
+  template:
+    metadata: {labels: {tier: node, app: flannel}}
+    spec:
+      affinity:
+        nodeAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+            nodeSelectorTerms: [{matchExpressions: [{key: kubernetes.io/os, operator: In, values: [linux]}]}]
+      hostNetwork: true
+      priorityClassName: system-node-critical
+      tolerations: [{operator: Exists, effect: NoSchedule}]
+      serviceAccountName: flannel
+      initContainers:
+        - name: install-cni-plugin
+          image: ghcr.io/flannel-io/flannel-cni-plugin:v1.9.1-flannel3
+          command: [cp]
+          args: [-f, /flannel, /opt/cni/bin/flannel]
+          volumeMounts: [{name: cni-plugin, mountPath: /opt/cni/bin}]
+        - name: install-cni
+          image: ghcr.io/flannel-io/flannel:v0.28.9
+          command: [/opt/bin/install-conf]
+          args: [/etc/kube-flannel/cni-conf.json, /etc/cni/net.d/10-flannel.conflist]
+          volumeMounts: [{name: cni, mountPath: /etc/cni/net.d}, {name: flannel-cfg, mountPath: /etc/kube-flannel/}]
+      containers:
+        - name: kube-flannel
+          image: ghcr.io/flannel-io/flannel:v0.28.9
+          command: [/opt/bin/flanneld]
+          args: [--ip-masq, --kube-subnet-mgr, --healthz-port=8081]
+          ports: [{name: healthz, containerPort: 8081, protocol: TCP}]
+          livenessProbe: {httpGet: {path: /healthz, port: healthz}, initialDelaySeconds: 10, periodSeconds: 30}
+          readinessProbe: {httpGet: {path: /readyz, port: healthz}, initialDelaySeconds: 5, periodSeconds: 10}
+          resources: {requests: {cpu: "100m", memory: "50Mi"}}
+          securityContext: {privileged: false, capabilities: {add: [NET_ADMIN, NET_RAW]}}
+          env:
+            - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+            - {name: POD_NAMESPACE, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}
+            - {name: EVENT_QUEUE_DEPTH, value: "5000"}
+            - {name: CONT_WHEN_CACHE_NOT_READY, value: "false"}
+          volumeMounts:
+            - {name: run, mountPath: /run/flannel}
+            - {name: flannel-cfg, mountPath: /etc/kube-flannel/}
+            - {name: xtables-lock, mountPath: /run/xtables.lock}
+      volumes:
+        - {name: run, hostPath: {path: /run/flannel}}
+        - {name: cni-plugin, hostPath: {path: /opt/cni/bin}}
+        - {name: cni, hostPath: {path: /etc/cni/net.d}}
+        - {name: flannel-cfg, configMap: {name: kube-flannel-cfg}}
+        - {name: xtables-lock, hostPath: {path: /run/xtables.lock, type: FileOrCreate}}
+`;
+
+/**
+ * What `kubectl apply -f deploy/kube-weft.yml` changes over flannel's file:
+ * every other field of every object is equal. docs/migrating-from-flannel.md
+ * lists the same.
+ */
+const CHANGED_OVER_FLANNEL = [
+  'DaemonSet/kube-flannel-ds spec.template.spec.containers[kube-flannel].image',
+  'DaemonSet/kube-flannel-ds spec.template.spec.containers[kube-flannel].resources.limits',
+  'DaemonSet/kube-flannel-ds spec.template.spec.containers[kube-flannel].resources.requests.memory',
+  'DaemonSet/kube-flannel-ds spec.template.spec.containers[kube-flannel].volumeMounts[dev-net-tun]',
+  'DaemonSet/kube-flannel-ds spec.template.spec.initContainers[install-cni].image',
+  'DaemonSet/kube-flannel-ds spec.template.spec.volumes[dev-net-tun]',
+];
+
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Paths where a and b differ. Lists of objects with a `name` (containers,
+ * volumes, mounts, env, ports) are matched by name, as a strategic-merge
+ * patch does; a field present on one side only is one path.
+ */
+function differences(a: unknown, b: unknown, path: string, out: string[]): string[] {
+  const named = (v: unknown): v is Obj[] => Array.isArray(v) && v.length > 0 && v.every((x) => isObj(x) && typeof x.name === 'string');
+  if (named(a) && named(b)) {
+    const am = new Map(a.map((x) => [x.name as string, x]));
+    const bm = new Map(b.map((x) => [x.name as string, x]));
+    for (const k of new Set([...am.keys(), ...bm.keys()])) differences(am.get(k), bm.get(k), `${path}[${k}]`, out);
+  } else if (isObj(a) && isObj(b)) {
+    for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) differences(a[k], b[k], path === '' ? k : `${path}.${k}`, out);
+  } else if (JSON.stringify(a) !== JSON.stringify(b)) {
+    out.push(path);
+  }
+  return out;
 }
 
 test('manifest: every object validates against the Kubernetes API schema', () => {
@@ -70,20 +235,48 @@ test('manifest: the schema check has teeth (a broken DaemonSet fails)', () => {
   assert.throws(() => new DaemonSet(ds2).validate(), /capabilities\/add/);
 });
 
-test('manifest: names and namespace are flannel-compatible and bound together', () => {
+test('manifest: flannel\'s object names, bound together', () => {
   const docs = load();
-  const ns = one(docs, 'Namespace').metadata.name as string;
-  assert.equal(ns, 'kube-flannel');
-  for (const d of docs) if (d.kind !== 'Namespace' && !d.kind.startsWith('Cluster')) assert.equal(d.metadata.namespace, ns, d.kind);
+  const ns = one(docs, 'Namespace');
+  assert.equal(ns.metadata.name, 'kube-flannel');
+  assert.equal(ns.metadata.labels['pod-security.kubernetes.io/enforce'], 'privileged');
+  for (const d of docs) if (d.kind !== 'Namespace' && !d.kind.startsWith('Cluster')) assert.equal(d.metadata.namespace, 'kube-flannel', d.kind);
   assert.equal(one(docs, 'ConfigMap').metadata.name, 'kube-flannel-cfg');
-  const sa = one(docs, 'ServiceAccount').metadata.name;
+  assert.equal(one(docs, 'DaemonSet').metadata.name, 'kube-flannel-ds');
+  for (const kind of ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding']) assert.equal(one(docs, kind).metadata.name, 'flannel', kind);
   const binding = one(docs, 'ClusterRoleBinding');
-  assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: sa, namespace: ns }]);
-  assert.equal(binding.roleRef.name, one(docs, 'ClusterRole').metadata.name);
-  assert.equal(podSpec(docs).serviceAccountName, sa);
+  assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'flannel', namespace: 'kube-flannel' }]);
+  assert.deepEqual(binding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'flannel' });
+  assert.equal(podSpec(docs).serviceAccountName, 'flannel');
   const ds = one(docs, 'DaemonSet');
+  // A DaemonSet's selector is immutable: it must be flannel's for apply to update it.
+  assert.deepEqual(ds.spec.selector, { matchLabels: { app: 'flannel' } });
   for (const [k, v] of Object.entries(ds.spec.selector.matchLabels as Record<string, string>)) {
     assert.equal(ds.spec.template.metadata.labels[k], v, `selector label ${k}`);
+  }
+  assert.deepEqual((podSpec(docs).containers as Obj[]).map((c) => c.name), ['kube-flannel']);
+});
+
+test('manifest: applied over flannel\'s kube-flannel.yml it changes exactly the listed DaemonSet fields', () => {
+  const ours = load();
+  const theirs = objects(FLANNEL_MANIFEST);
+  const key = (d: Obj): string => `${d.kind}/${d.metadata.name}`;
+  assert.deepEqual(ours.map(key).sort(), theirs.map(key).sort(), 'the same objects, no more, no fewer');
+  const diff: string[] = [];
+  for (const t of theirs) {
+    const o = ours.find((d) => key(d) === key(t));
+    for (const p of differences(t, o, '', [])) diff.push(`${key(t)} ${p}`);
+  }
+  assert.deepEqual(diff.sort(), [...CHANGED_OVER_FLANNEL].sort());
+  // The comparison itself sees a change.
+  const cm = one(theirs, 'ConfigMap');
+  const touched = structuredClone(cm);
+  touched.data['net-conf.json'] += ' ';
+  assert.deepEqual(differences(cm, touched, '', []), ['data.net-conf.json']);
+  // The guide names each changed field by its name in the manifest.
+  const guide = readFileSync(MIGRATING, 'utf8');
+  for (const needle of ['kube-flannel-ds', 'dev-net-tun', '/dev/net/tun', 'install-cni', 'resources']) {
+    assert.ok(guide.includes(needle), `docs/migrating-from-flannel.md mentions ${needle}`);
   }
 });
 
@@ -146,21 +339,24 @@ test('manifest: the ClusterRole grants exactly the API calls the code makes', ()
   }
 });
 
-test('manifest: DaemonSet runs on every node, host network, node-critical', () => {
+test('manifest: DaemonSet runs on every Linux node, host network, node-critical', () => {
   const spec = podSpec(load());
   assert.equal(spec.hostNetwork, true);
   assert.equal(spec.priorityClassName, 'system-node-critical');
   assert.ok((spec.tolerations as Obj[]).some((t) => t.operator === 'Exists' && t.effect === 'NoSchedule'));
+  const term = spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0];
+  assert.deepEqual(term.matchExpressions, [{ key: 'kubernetes.io/os', operator: 'In', values: ['linux'] }]);
 });
 
-test('manifest: main container has NET_ADMIN and NET_RAW, not privileged, the TUN device and flannel paths', () => {
+test('manifest: main container has NET_ADMIN and NET_RAW, not privileged, the TUN device and flannel\'s paths and env', () => {
   const docs = load();
   const spec = podSpec(docs);
-  const c = container(docs, 'weft');
+  const c = container(docs, 'kube-flannel');
   assert.equal(c.securityContext.privileged, false);
   assert.deepEqual([...c.securityContext.capabilities.add].sort(), ['NET_ADMIN', 'NET_RAW']);
   const vols = new Map((spec.volumes as Obj[]).map((v) => [v.name as string, v]));
   const mounts = new Map((c.volumeMounts as Obj[]).map((m) => [m.mountPath as string, vols.get(m.name)]));
+  // weft's udp backend, userspace vxlan and the offload probe open it.
   assert.deepEqual(mounts.get('/dev/net/tun')?.hostPath, { path: '/dev/net/tun', type: 'CharDevice' });
   assert.deepEqual(mounts.get('/run/xtables.lock')?.hostPath, { path: '/run/xtables.lock', type: 'FileOrCreate' });
   assert.equal(mounts.get('/run/flannel')?.hostPath.path, '/run/flannel');
@@ -169,46 +365,46 @@ test('manifest: main container has NET_ADMIN and NET_RAW, not privileged, the TU
   const hostPaths = (spec.volumes as Obj[]).filter((v) => v.hostPath).map((v) => v.hostPath.path).sort();
   assert.deepEqual(hostPaths, ['/dev/net/tun', '/etc/cni/net.d', '/opt/cni/bin', '/run/flannel', '/run/xtables.lock']);
   const env = new Map((c.env as Obj[]).map((e) => [e.name as string, e]));
+  assert.deepEqual([...env.keys()], ['POD_NAME', 'POD_NAMESPACE', 'EVENT_QUEUE_DEPTH', 'CONT_WHEN_CACHE_NOT_READY']);
   assert.equal(env.get('POD_NAME')?.valueFrom.fieldRef.fieldPath, 'metadata.name');
   assert.equal(env.get('POD_NAMESPACE')?.valueFrom.fieldRef.fieldPath, 'metadata.namespace');
   assert.equal(env.get('EVENT_QUEUE_DEPTH')?.value, '5000');
-  assert.ok(c.resources.requests.cpu && c.resources.requests.memory && c.resources.limits.memory);
+  assert.equal(env.get('CONT_WHEN_CACHE_NOT_READY')?.value, 'false');
+  assert.equal(c.resources.requests.cpu, '100m');
+  assert.equal(c.resources.limits.cpu, undefined, 'no CPU limit');
 });
 
-test('manifest: the daemon arguments parse with the flag table; probes hit the health port', () => {
-  const c = container(load(), 'weft');
-  assert.deepEqual(c.command, ['weft']);
+test('manifest: flanneld\'s command and arguments parse with the flag table; probes on the health port 8081', () => {
+  const c = container(load(), 'kube-flannel');
+  // The image links /opt/bin/flanneld to weft, where flannel's image has flanneld.
+  assert.deepEqual(c.command, ['/opt/bin/flanneld']);
   const { flags, positionals } = parseFlags(c.args as string[], {});
   assert.deepEqual(positionals, []);
   assert.equal(flags.ipMasq, true);
   assert.equal(flags.kubeSubnetMgr, true);
-  assert.ok(flags.healthzPort > 0, '--healthz-port must be set for the probes');
-  const port = (c.ports as Obj[]).find((p) => p.name === 'health');
-  assert.equal(port?.containerPort, flags.healthzPort);
-  assert.equal(c.livenessProbe.httpGet.path, '/healthz');
-  assert.equal(c.readinessProbe.httpGet.path, '/readyz');
-  for (const p of [c.livenessProbe, c.readinessProbe]) assert.ok(p.httpGet.port === 'health' || p.httpGet.port === flags.healthzPort);
-  // Ports the node's own components hold (hostNetwork shares them).
-  assert.ok(![10248, 10249, 10250, 10256, 10257, 10258, 10259].includes(flags.healthzPort));
+  assert.ok((c.args as string[]).includes('--healthz-port=8081'));
+  assert.equal(flags.healthzPort, 8081);
+  assert.deepEqual(c.ports, [{ name: 'healthz', containerPort: 8081, protocol: 'TCP' }]);
+  assert.deepEqual(c.livenessProbe, { httpGet: { path: '/healthz', port: 'healthz' }, initialDelaySeconds: 10, periodSeconds: 30 });
+  assert.deepEqual(c.readinessProbe, { httpGet: { path: '/readyz', port: 'healthz' }, initialDelaySeconds: 5, periodSeconds: 10 });
 });
 
-test('manifest: init containers install the flannel plugin, then the conflist with weft install-cni', () => {
+test('manifest: init containers copy flannel\'s CNI plugin, then the conflist with /opt/bin/install-conf', () => {
   const docs = load();
   const init = podSpec(docs).initContainers as Obj[];
   assert.deepEqual(init.map((c) => c.name), ['install-cni-plugin', 'install-cni']);
   const plugin = container(docs, 'install-cni-plugin', true);
-  assert.match(plugin.image, /^(ghcr\.io\/flannel-io|docker\.io\/flannel)\/flannel-cni-plugin:v1\.\d+\.\d+-flannel\d+$/);
+  assert.equal(plugin.image, FLANNEL_CNI_PLUGIN_IMAGE, 'the image install-cni\'s hint names');
   assert.deepEqual([...plugin.command, ...plugin.args], ['cp', '-f', '/flannel', '/opt/cni/bin/flannel']);
   const cni = container(docs, 'install-cni', true);
-  assert.deepEqual(cni.command, ['weft']);
-  assert.equal(cni.args[0], 'install-cni');
-  assert.ok(cni.args.includes('--dest=/etc/cni/net.d/10-flannel.conflist'));
-  assert.equal(cni.image, container(docs, 'weft').image);
+  assert.deepEqual([...cni.command, ...cni.args], ['/opt/bin/install-conf', '/etc/kube-flannel/cni-conf.json', '/etc/cni/net.d/10-flannel.conflist']);
+  assert.deepEqual((cni.volumeMounts as Obj[]).map((m) => m.mountPath).sort(), ['/etc/cni/net.d', '/etc/kube-flannel/']);
+  assert.equal(cni.image, container(docs, 'kube-flannel').image);
   const version = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version as string;
   assert.ok((cni.image as string).endsWith(`:${version}`), `image tag is the package version ${version}`);
 });
 
-test('manifest: the ConfigMap holds flannel\'s conflist and a net-conf weft accepts (udp)', () => {
+test('manifest: the ConfigMap holds flannel\'s conflist and the vxlan net-conf weft accepts', () => {
   const data = one(load(), 'ConfigMap').data as Record<string, string>;
   assert.deepEqual(Object.keys(data).sort(), ['cni-conf.json', 'net-conf.json']);
   assert.deepEqual(checkConflist(data['cni-conf.json'] as string, 'cni-conf.json'), ['flannel', 'portmap']);
@@ -216,7 +412,17 @@ test('manifest: the ConfigMap holds flannel\'s conflist and a net-conf weft acce
   assert.equal(cni.name, 'cbr0');
   assert.deepEqual(cni.plugins[0].delegate, { hairpinMode: true, isDefaultGateway: true });
   const nc = parseNetConf(data['net-conf.json'] as string);
-  assert.equal(nc.backend.type, 'udp');
   assert.equal(nc.enableNFTables, false);
   assert.equal(nc.subnetLen, 24);
+  assert.equal(nc.backend.type, 'vxlan');
+  if (nc.backend.type !== 'vxlan') return;
+  assert.deepEqual([nc.backend.vni, nc.backend.port, nc.backend.mode], [1, 8472, 'auto']);
+});
+
+test('manifest: the same images as the Helm chart\'s defaults', () => {
+  const values = loadYaml(readFileSync(join(ROOT, 'deploy', 'chart', 'values.yaml'), 'utf8')) as Obj;
+  const docs = load();
+  const f = values.flannel as Obj;
+  assert.equal(container(docs, 'kube-flannel').image, `${f.image.repository}:${f.image.tag}`);
+  assert.equal(container(docs, 'install-cni-plugin', true).image, `${f.flannel_cni.image.repository}:${f.flannel_cni.image.tag}`);
 });
