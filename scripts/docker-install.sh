@@ -35,8 +35,8 @@ trap 'rm -rf "$cache"' EXIT
 cp "$src/native/build/Release/weft.node" "$dest/native/build/Release/"
 rm -rf "$dest/dist/src"
 cp -R "$src/dist/src" "$dest/dist/"
-# Source maps point at TypeScript that is not shipped.
-find "$dest/dist/src" -name '*.js.map' -delete
+# The source maps stay (the TypeScript does not): the log names each line's
+# TypeScript file and line through them (src/log.ts).
 chmod 0755 "$dest/bin/weft.js"
 if [ -n "$bindir" ]; then
   mkdir -p "$bindir"
