@@ -151,7 +151,8 @@ describe('etcd lease store: two weft daemons', { skip: skip(), timeout: 240_000 
       { timeoutMs: 30_000 });
       assert.equal(r.code, 1, r.stderr);
       assert.match(r.stderr, want);
-      assert.doesNotMatch(r.stderr, /net-conf\.json/, 'no file is named');
+      const fatal = r.stderr.split('\n').filter((l) => l.startsWith('F')).join('\n');
+      assert.doesNotMatch(fatal, /net-conf\.json/, 'the fatal line names no file (the banner lists --net-config-path)');
     }
   });
 
