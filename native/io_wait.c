@@ -36,6 +36,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "offload.h"
@@ -50,6 +51,8 @@
 /* What ioBind reads from its arguments. */
 typedef struct {
   int tun_fd, udp_fd;
+  /* An eventfd the control plane signals to end a wait early; -1: none. */
+  int wake_fd;
   uint8_t *slab;
   size_t slab_len;
   uint32_t *tun_lens;
@@ -153,13 +156,14 @@ static napi_value io_bind(napi_env env, napi_callback_info info) {
     return NULL;
   }
   io_bound b;
-  int64_t tun_fd, udp_fd, tun_cap, udp_cap, max, send_max, deliver_max, merge_off, merge_cap, merge_flags,
+  int64_t tun_fd, udp_fd, wake_fd, tun_cap, udp_cap, max, send_max, deliver_max, merge_off, merge_cap, merge_flags,
       max_pkt;
   napi_value v;
   uint32_t *tun_offs, *udp_offs;
   size_t send_res_n;
   if (!bind_int(env, o, "tunFd", 0, INT32_MAX, &tun_fd) ||
       !bind_int(env, o, "udpFd", 0, INT32_MAX, &udp_fd) ||
+      !bind_int(env, o, "wakeFd", -1, INT32_MAX, &wake_fd) ||
       !bind_int(env, o, "tunCap", 1, UINT32_MAX, &tun_cap) ||
       !bind_int(env, o, "udpCap", 1, UINT32_MAX, &udp_cap) ||
       !bind_int(env, o, "max", 1, MAX_BATCH, &max) ||
@@ -190,6 +194,7 @@ static napi_value io_bind(napi_env env, napi_callback_info info) {
   }
   b.tun_fd = (int)tun_fd;
   b.udp_fd = (int)udp_fd;
+  b.wake_fd = (int)wake_fd;
   b.tun_cap = (uint32_t)tun_cap;
   b.udp_cap = (uint32_t)udp_cap;
   b.max = (uint32_t)max;
@@ -243,7 +248,8 @@ static napi_value io_unbind(napi_env env, napi_callback_info info) {
 
 /*
  * ioWait(ctx, timeoutMs): waits until the TUN queue or the socket is
- * readable (or the timeout), then reads both batches. Returns
+ * readable, the wake eventfd is signalled, or the timeout; then reads both
+ * batches. Returns
  * tunCount | udpCount << 16; 0 on timeout or when the reads found nothing.
  * A read error is thrown (errno name as code) as tunRead/udpRecv do.
  */
@@ -253,17 +259,26 @@ static napi_value io_wait(napi_env env, napi_callback_info info) {
   int64_t timeout;
   if (c == NULL) return NULL;
   if (!arg_int(env, argv[1], "timeoutMs", -1, INT32_MAX, &timeout)) return NULL;
-  struct pollfd p[2] = {
+  struct pollfd p[3] = {
       {.fd = c->b.tun_fd, .events = POLLIN, .revents = 0},
       {.fd = c->b.udp_fd, .events = POLLIN, .revents = 0},
+      {.fd = c->b.wake_fd, .events = POLLIN, .revents = 0},
   };
-  int r = poll(p, 2, (int)timeout);
+  int r = poll(p, c->b.wake_fd >= 0 ? 3 : 2, (int)timeout);
   if (r < 0) {
     if (errno == EINTR) return make_u32(env, 0);
     throw_errno(env, errno, "poll");
     return NULL;
   }
   if (r == 0) return make_u32(env, 0);
+  if (c->b.wake_fd >= 0 && (p[2].revents & POLLIN)) {
+    /* Woken (a new route table): drain the count; the caller refreshes. */
+    uint64_t n;
+    if (read(c->b.wake_fd, &n, sizeof n) < 0 && errno != EAGAIN) {
+      throw_errno(env, errno, "read");
+      return NULL;
+    }
+  }
   /* Errors and hang-ups count as readable so the read reports them. */
   const short ready = POLLIN | POLLERR | POLLHUP | POLLNVAL;
   int tn = 0, un = 0;

@@ -32,6 +32,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -423,6 +424,30 @@ static napi_value close_fd(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* eventfdOpen(): a non-blocking eventfd, for waking a worker's ioWait. */
+static napi_value eventfd_open(napi_env env, napi_callback_info info) {
+  (void)info;
+  int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (fd < 0) {
+    throw_errno(env, errno, "eventfd");
+    return NULL;
+  }
+  return make_u32(env, (uint32_t)fd);
+}
+
+/* eventfdSignal(fd): adds 1; a full counter (EAGAIN) is already signalled. */
+static napi_value eventfd_signal(napi_env env, napi_callback_info info) {
+  GET_ARGS(1);
+  int fd;
+  if (!arg_fd(env, argv[0], "fd", &fd)) return NULL;
+  uint64_t one = 1;
+  if (write(fd, &one, sizeof one) < 0 && errno != EAGAIN) {
+    throw_errno(env, errno, "write");
+    return NULL;
+  }
+  return NULL;
+}
+
 /* ---- init -------------------------------------------------------------- */
 
 static const weft_fn exported[] = {
@@ -432,6 +457,7 @@ static const weft_fn exported[] = {
     {"sockBufSizes", sock_buf_sizes}, {"udpRecv", udp_recv},
     {"udpSend", udp_send},       {"pollIn", poll_in},
     {"close", close_fd},
+    {"eventfdOpen", eventfd_open}, {"eventfdSignal", eventfd_signal},
 };
 
 /* Context-aware: each worker thread's environment gets its own exports. */

@@ -76,6 +76,9 @@ export class Daemon {
   private underlay: Underlay | null = null;
   private tunFds: number[] = [];
   private udpFds: number[] = [];
+  private wakeFds: number[] = [];
+  private pendingEvents: PeerEvent[] = [];
+  private applyQueued = false;
   private tunName = '';
   private routes: RouteTableWriter | null = null;
   private supervisor: Supervisor | null = null;
@@ -375,9 +378,11 @@ export class Daemon {
     const { buffer, layout } = createStats(workers, MAX_PEERS);
     this.statsBuf = buffer;
     this.statsLayout = layout;
+    for (let i = 0; i < workers; i++) this.wakeFds.push(native.eventfdOpen());
     this.supervisor = new Supervisor({
       tunFds: this.tunFds,
       udpFds: this.udpFds,
+      wakeFds: this.wakeFds,
       control: createControlBlock(),
       routes: routes.buffer,
       stats: buffer,
@@ -389,7 +394,9 @@ export class Daemon {
       onWorkerGone: (i) => routes.releaseReader(i),
       log: this.log,
     });
-    this.supervisor.start();
+    const supervisor = this.supervisor;
+    routes.setWake(() => supervisor.wake());
+    supervisor.start();
     // Each worker warms its JIT before its loop (dataplane/warmup.ts); ready
     // means packets are being forwarded, not queued behind a warm-up.
     if (!(await this.step(this.supervisor.running(WORKERS_RUNNING_TIMEOUT_MS)))) {
@@ -432,9 +439,17 @@ export class Daemon {
     let first: (() => void) | null = null;
     const firstBatch = new Promise<void>((r) => { first = r; });
     this.stopWatch = this.store!.watch(own, (events) => {
-      this.commitChain = this.commitChain.then(() => this.applyEvents(events)).catch((e: unknown) => {
-        this.log.error(`route update failed: ${e instanceof Error ? e.message : String(e)}`);
-      });
+      // Events that arrive while a batch is applied wait for the next one, together.
+      this.pendingEvents.push(...events);
+      if (!this.applyQueued) {
+        this.applyQueued = true;
+        this.commitChain = this.commitChain.then(() => {
+          this.applyQueued = false;
+          return this.applyEvents(this.pendingEvents.splice(0));
+        }).catch((e: unknown) => {
+          this.log.error(`route update failed: ${e instanceof Error ? e.message : String(e)}`);
+        });
+      }
       if (first) { void this.commitChain.then(first); first = null; }
     }, () => {
       this.log.error(`our lease ${formatIpv4Prefix(own.subnet)} was revoked; stopping`);
@@ -615,8 +630,9 @@ export class Daemon {
       this.server = null;
       await new Promise<void>((r) => s.close(() => r()));
     }
-    for (const fd of this.udpFds) native.close(fd);
+    for (const fd of [...this.udpFds, ...this.wakeFds]) native.close(fd);
     this.udpFds = [];
+    this.wakeFds = [];
     if (this.tunFds.length > 0) {
       closeTun(this.tunFds);
       removed.push(`${this.tunName} (with its address and route)`);

@@ -42,6 +42,8 @@ export interface WorkerInit {
   readonly index: number;
   readonly tunFd: number;
   readonly udpFd: number;
+  /** An eventfd that ends the worker's idle wait (a route commit waits for its ack); -1: none. */
+  readonly wakeFd: number;
   readonly control: SharedArrayBuffer;
   readonly routes: SharedArrayBuffer;
   readonly stats: SharedArrayBuffer;
@@ -189,7 +191,7 @@ export function makeLane(init: WorkerInit, slots: Slots): Lane {
   const inbound = new PacketQueue(CALL_MAX);
   // The worker's waits, reads and sends go through this context (ioBind).
   const io = native.ioBind({
-    tunFd: init.tunFd, udpFd: init.udpFd, slab, tunOffs, tunLens, tunCap: cap, udpOffs, udpLens, udpSegs,
+    tunFd: init.tunFd, udpFd: init.udpFd, wakeFd: init.wakeFd, slab, tunOffs, tunLens, tunCap: cap, udpOffs, udpLens, udpSegs,
     udpAddrs, udpPorts, udpCap: cap, max: BATCH, gro, sendOffs: toPeer.offs, sendLens: toPeer.lens,
     sendSegs: toPeer.segs, sendAddrs: toPeer.addrs, sendPorts: toPeer.ports, sendRes, sendMax: toPeer.capacity,
     deliverOffs: inbound.offs, deliverLens: inbound.lens, deliverMax: inbound.capacity, deliverRes,

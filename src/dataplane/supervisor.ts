@@ -7,10 +7,13 @@ import { Worker } from 'node:worker_threads';
 import { CTL, STAT, WORKER_STRIDE } from './layout.js';
 import type { WorkerBackend, WorkerInit, WorkerOffloads } from './lane.js';
 import type { Log } from '../log.js';
+import { native } from '../native/index.js';
 
 export interface SupervisorOptions {
   readonly tunFds: readonly number[];
   readonly udpFds: readonly number[];
+  /** One eventfd per worker: wake() ends their idle waits. */
+  readonly wakeFds: readonly number[];
   readonly control: Int32Array;
   readonly routes: SharedArrayBuffer;
   readonly stats: SharedArrayBuffer;
@@ -102,6 +105,7 @@ export class Supervisor {
       index: i,
       tunFd: o.tunFds[i]!,
       udpFd: o.udpFds[i]!,
+      wakeFd: o.wakeFds[i]!,
       control: o.control.buffer as SharedArrayBuffer,
       routes: o.routes,
       stats: o.stats,
@@ -142,6 +146,11 @@ export class Supervisor {
       slot.timer = setTimeout(() => this.spawn(i), slot.backoffMs);
       slot.backoffMs = Math.min(slot.backoffMs * 2, MAX_BACKOFF_MS);
     });
+  }
+
+  /** Ends every worker's idle wait, so each acks a new route table at once. */
+  wake(): void {
+    for (const fd of this.opts.wakeFds) native.eventfdSignal(fd);
   }
 
   /** Test hook: make worker i throw on its next batch. */

@@ -137,6 +137,9 @@ export interface NativeBinding {
   /** Bit position of the datagram count in ioWait's result. */
   readonly IO_WAIT_UDP_SHIFT: number;
   close(fd: number): void;
+  /** A non-blocking eventfd: a bound worker's ioWait returns when it is signalled. */
+  eventfdOpen(): number;
+  eventfdSignal(fd: number): void;
 }
 
 /** What ioBind returns: held and passed back, never looked into. */
@@ -149,6 +152,8 @@ export interface IoContext {
 export interface IoBinding {
   readonly tunFd: number;
   readonly udpFd: number;
+  /** eventfdOpen()'s fd that ends ioWait early, or -1. */
+  readonly wakeFd: number;
   readonly slab: Uint8Array;
   readonly tunOffs: Uint32Array;
   readonly tunLens: Uint32Array;
@@ -188,7 +193,7 @@ export interface IoBinding {
 
 const FUNCTIONS = [
   'tunOpen', 'tunName', 'tunRead', 'tunWrite', 'udpOpen', 'udpLocalPort', 'sockBufSizes',
-  'udpRecv', 'udpSend', 'pollIn', 'ioBind', 'ioUnbind', 'ioWait', 'ioSend', 'ioDeliver', 'close',
+  'udpRecv', 'udpSend', 'pollIn', 'ioBind', 'ioUnbind', 'ioWait', 'ioSend', 'ioDeliver', 'close', 'eventfdOpen', 'eventfdSignal',
 ] as const;
 const CONSTANTS = ['MAX_BATCH', 'TUN_VNET_HDR', 'IO_WAIT_UDP_SHIFT'] as const;
 

@@ -160,6 +160,8 @@ export class RouteTableWriter {
     Atomics.store(c, CTRL.EPOCH, 0);
   }
 
+  private wake: () => void = () => undefined;
+
   /** Allocates the buffer; capacity is fixed from here on. */
   static create(opts: RouteTableOptions = {}): RouteTableWriter {
     const maxRoutes = opts.maxRoutes ?? DEFAULT_MAX_ROUTES;
@@ -299,8 +301,17 @@ export class RouteTableWriter {
     Atomics.store(this.ctrl, CTRL.READER_ACK0 + slot, READER_INACTIVE);
   }
 
+  /**
+   * `wake` is called when a commit finds a reader behind: idle workers ack
+   * only after their poll returns, so it ends their wait (an eventfd).
+   */
+  setWake(wake: () => void): void {
+    this.wake = wake;
+  }
+
   private async commitNow(): Promise<number> {
     const cur = Atomics.load(this.ctrl, CTRL.EPOCH);
+    if (!this.allReadersAt(cur)) this.wake();
     while (!this.allReadersAt(cur)) await sleep(ACK_POLL_MS);
     const next = (cur + 1) | 0;
     // Everything from the build to the flip is synchronous: the model

@@ -388,6 +388,10 @@ export class EtcdLeaseStore implements LeaseStore {
 
     const handle = async (res: IWatchResponse): Promise<void> => {
       const out: PeerEvent[] = [];
+      // One lookup per distinct etcd lease, all at once: a response can carry a thousand puts.
+      const ids = new Set<string>();
+      for (const ev of res.events) if (ev.type === 'Put') ids.add(ev.kv.lease);
+      await Promise.all([...ids].map(expiry));
       for (const ev of res.events) {
         if (stopped) return;
         const key = ev.kv.key.toString();

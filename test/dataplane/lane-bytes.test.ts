@@ -83,7 +83,7 @@ for (const [kind, vnet] of CASES) {
       writer.upsertPeer('peer', { addr: LOOPBACK, port: peerPort, subnet: PEER_NET, prefixLen: 24, mac: Uint8Array.from(PEER_MAC) });
       await writer.commit();
       const init: WorkerInit = {
-        index: 0, tunFd, udpFd, control: createControlBlock().buffer as SharedArrayBuffer, routes: writer.buffer,
+        index: 0, tunFd, udpFd, wakeFd: -1, control: createControlBlock().buffer as SharedArrayBuffer, routes: writer.buffer,
         stats: createStats(1, MAX_PEERS).buffer, maxPeers: MAX_PEERS, workers: 1, pathMtu: 1472,
         offloads: { vnet, gso: false, gro: false, merge: 0 }, backend, keepWarmMs: 0,
       };

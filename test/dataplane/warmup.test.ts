@@ -23,7 +23,7 @@ const VXLAN: WorkerBackend = {
 
 function initFor(backend: WorkerBackend, offloads: WorkerOffloads): WorkerInit {
   return {
-    index: 0, tunFd: NO_FD, udpFd: NO_FD, control: createControlBlock().buffer as SharedArrayBuffer,
+    index: 0, tunFd: NO_FD, udpFd: NO_FD, wakeFd: -1, control: createControlBlock().buffer as SharedArrayBuffer,
     routes: RouteTableWriter.create({ maxRoutes: 4, maxPeers: MAX_PEERS }).buffer,
     stats: createStats(1, MAX_PEERS).buffer, maxPeers: MAX_PEERS, workers: 1, pathMtu: 1472, offloads, backend,
     keepWarmMs: 0,

@@ -16,14 +16,17 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Testbed, nHosts, ping, waitReachable, type Host, type Pod } from '../../src/testbed/index.js';
-import { DEFAULT_NET_CONF, WEFT_BIN, attachWeftPod, startWeftNode, weftStatus, type WeftNode } from '../../src/testbed/weft-node.js';
+import { DEFAULT_NET_CONF, WEFT_BIN, attachWeftPod, startWeftNode, type WeftNode } from '../../src/testbed/weft-node.js';
 import { rootSkip } from '../helpers/root.js';
+import { controlRequest } from '../../src/control/control-server.js';
 import { etcdSkip, etcdctl, startEtcd, type EtcdServer } from '../helpers/etcd-server.js';
 
 const PREFIX = '/coreos.com/network';
 const NET_CONF = '{"Network":"10.244.0.0/16","Backend":{"Type":"udp"}}';
 const OUTAGE_MS = 30_000;
+const LOAD_SCRIPT = fileURLToPath(new URL('../helpers/etcd-load.js', import.meta.url));
 
 interface StatusPeer { subnet: string; publicIp: string }
 
@@ -55,8 +58,9 @@ describe('etcd lease store: two weft daemons', { skip: skip(), timeout: 240_000 
     assert.ok(id, 'lease id');
     await ctl('put', `--lease=${id}`, key, value);
   }
+  /** `weft status`'s answer, asked of the control socket directly (no process per poll). */
   async function peers(n: WeftNode): Promise<StatusPeer[]> {
-    return ((await weftStatus(tb, n)) as { peers: StatusPeer[] }).peers;
+    return ((await controlRequest(n.controlSocket, 'GET', '/status')) as { peers: StatusPeer[] }).peers;
   }
   async function waitPeer(n: WeftNode, subnet: string, publicIp: string | null, ms: number): Promise<void> {
     const deadline = Date.now() + ms;
@@ -115,6 +119,54 @@ describe('etcd lease store: two weft daemons', { skip: skip(), timeout: 240_000 
   test('a lease written in flanneld\'s JSON becomes a route in both daemons', async () => {
     await flannelPut(`${PREFIX}/subnets/10.244.200.0-24`, '{"PublicIP":"192.168.100.9","PublicIPv6":null}');
     for (const n of nodes) await waitPeer(n, '10.244.200.0/24', '192.168.100.9', 2000);
+  });
+
+  /** Runs test/helpers/etcd-load.ts in the etcd namespace; its JSON answer. */
+  async function load(...args: string[]): Promise<{ keys?: string[]; events?: number; ms: number }> {
+    const r = await tb.exec(etcdHost.ns, [process.execPath, LOAD_SCRIPT, etcd!.endpoint, ...args], { timeoutMs: 60_000 });
+    assert.equal(r.code, 0, `etcd-load ${args.join(' ')}: ${r.stderr}`);
+    return JSON.parse(r.stdout) as { keys?: string[]; events?: number; ms: number };
+  }
+  /**
+   * Polls both daemons until the peers whose subnet matches `range` are
+   * exactly `want`; the milliseconds each took, or a failure saying how far
+   * each had got at the deadline.
+   */
+  async function converge(range: RegExp, want: readonly string[], ms: number): Promise<number[]> {
+    const target = [...want].sort().join(',');
+    const t0 = Date.now();
+    return Promise.all(nodes.map(async (n) => {
+      for (;;) {
+        const got = (await peers(n)).filter((p) => range.test(p.subnet)).map((p) => p.subnet).sort();
+        const at = Date.now() - t0;
+        if (got.join(',') === target && at <= ms) return at;
+        if (at > ms) {
+          const missing = want.filter((k) => !got.includes(k)).length;
+          const extra = got.filter((k) => !want.includes(k)).length;
+          assert.fail(`${n.host.name}: after ${ms} ms ${got.length} peers in ${range}, ${missing} of ${want.length} wanted missing, `
+            + `${extra} extra (deleted ones still routed)`);
+        }
+        await sleep(50);
+      }
+    }));
+  }
+  const subnetOf = (key: string): string => key.slice(`${PREFIX}/subnets/`.length).replace(/-(\d+)$/, '/$1');
+
+  test('1000 peer leases put at once are routed by both daemons within 2 s, and removed within 2 s', async (t) => {
+    const range = /^10\.244\.(1[2-8]\d|19[01])\./;
+    const put = await load('burst', PREFIX, '1000');
+    const added = await converge(range, put.keys!.map(subnetOf), 2000);
+    const del = await load('delete', PREFIX, '1000');
+    const removed = await converge(range, [], 2000);
+    t.diagnostic(`puts took ${put.ms} ms, routed ${added.join('/')} ms after; deletes took ${del.ms} ms, gone ${removed.join('/')} ms after`);
+  });
+
+  test('a churn of 100 peer events a second for 10 s: both daemons match etcd within 2 s of its end', async (t) => {
+    const range = /^10\.244\.19[2-9]\./;
+    const churn = await load('churn', PREFIX, '200', '100', '10');
+    assert.ok(churn.events! >= 900, `the churn made ${churn.events} events in ${churn.ms} ms`);
+    const settled = await converge(range, churn.keys!.map(subnetOf), 2000);
+    t.diagnostic(`${churn.events} events in ${churn.ms} ms, ${churn.keys!.length} keys left; matched ${settled.join('/')} ms after`);
   });
 
   test(`etcd down for ${OUTAGE_MS / 1000} s: traffic flows on the last-known routes; a change made after the restart arrives`, async () => {

@@ -280,6 +280,19 @@ function scenarioIoWait(): Record<string, unknown> {
   let t0 = performance.now();
   out.timeout = native.ioWait(io, 120);
   out.timeoutMs = performance.now() - t0;
+  // A signalled wake eventfd ends the wait at once and is drained: the next wait runs to its timeout.
+  const wake = native.eventfdOpen();
+  const woken = native.ioBind({ ...a, wakeFd: wake });
+  native.eventfdSignal(wake);
+  native.eventfdSignal(wake);
+  t0 = performance.now();
+  out.woken = native.ioWait(woken, 5000);
+  out.wokenMs = performance.now() - t0;
+  t0 = performance.now();
+  out.drained = native.ioWait(woken, 120);
+  out.drainedMs = performance.now() - t0;
+  native.ioUnbind(woken);
+  native.close(wake);
 
   const send = (fd: number, lens: number[], fill: number): number => {
     const buf = new Uint8Array(lens.length * 256);

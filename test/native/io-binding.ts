@@ -10,7 +10,7 @@ export function testBinding(tunFd: number, udpFd: number, slab: Uint8Array, max:
   over: Partial<IoBinding> = {}): IoBinding {
   const stride = Math.ceil(cap / 128) * 128;
   return {
-    tunFd, udpFd, slab, max, gro: false,
+    tunFd, udpFd, wakeFd: -1, slab, max, gro: false,
     tunOffs: Uint32Array.from({ length: max }, (_, i) => i * stride), tunLens: new Uint32Array(max), tunCap: cap,
     udpOffs: Uint32Array.from({ length: max }, (_, i) => (max + i) * stride), udpLens: new Uint32Array(max),
     udpSegs: new Uint32Array(max), udpAddrs: new Uint32Array(max), udpPorts: new Uint32Array(max), udpCap: cap,

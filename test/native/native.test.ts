@@ -25,7 +25,8 @@ const NO_FD = 1_000_000;
 test('addon loads and exports the API and constants', () => {
   assert.equal(nativeLoadError, undefined);
   for (const f of ['tunOpen', 'tunName', 'tunRead', 'tunWrite', 'udpOpen', 'udpLocalPort',
-    'sockBufSizes', 'udpRecv', 'udpSend', 'pollIn', 'ioBind', 'ioWait', 'ioSend', 'ioDeliver', 'close'] as const) {
+    'sockBufSizes', 'udpRecv', 'udpSend', 'pollIn', 'ioBind', 'ioWait', 'ioSend', 'ioDeliver', 'close', 'eventfdOpen',
+    'eventfdSignal'] as const) {
     assert.equal(typeof native[f], 'function', f);
   }
   assert.equal(native.MAX_BATCH, 256);
@@ -242,6 +243,10 @@ test('ioWait: waits, then reads both sides in one call; ioBind checks and copies
   const r = runInNetns<Record<string, number | number[] | boolean | E>>(ns, CHILD, ['io-wait']);
   assert.equal(r.timeout, 0);
   assert.ok((r.timeoutMs as number) >= 110 && (r.timeoutMs as number) < 600, `took ${String(r.timeoutMs)} ms`);
+  assert.equal(r.woken, 0, 'woken: nothing read');
+  assert.ok((r.wokenMs as number) < 1000, `a signalled wake fd ends a 5 s wait: took ${String(r.wokenMs)} ms`);
+  assert.equal(r.drained, 0);
+  assert.ok((r.drainedMs as number) >= 110, `the wake was drained: the next wait took ${String(r.drainedMs)} ms, not its 120`);
   assert.deepEqual([r.tunN, r.udpN], [3, 2]);
   assert.deepEqual(r.tunLens, [10, 20, 30]);
   assert.deepEqual(r.udpLens, [40, 150]);

@@ -72,6 +72,24 @@ test('commit() waits for a lagging reader and resolves once it refreshes', async
   for (const r of [fresh, lagging, late]) r.release();
 });
 
+test('a commit that finds a reader behind calls the wake hook once; one with every reader current does not', async () => {
+  const w = RouteTableWriter.create({ maxRoutes: 16, maxPeers: 4 });
+  let wakes = 0;
+  w.setWake(() => { wakes++; });
+  const r = new RouteTableReader(w.buffer, 0);
+  const [a] = twoPeers(w);
+  assert.equal(await w.commit(), 1, 'the reader acked epoch 0 when created');
+  assert.equal(wakes, 0);
+  w.addRoute(ip('10.0.0.0'), 8, a);
+  const p = w.commit();
+  await sleep(20);
+  assert.equal(wakes, 1, 'the reader is at epoch 0 while epoch 1 is published');
+  r.refresh();
+  assert.equal(await p, 2);
+  assert.equal(wakes, 1);
+  r.release();
+});
+
 test('releaseReader (dead worker) and release() unblock commit()', async () => {
   const w = RouteTableWriter.create({ maxRoutes: 16, maxPeers: 4 });
   const dead = new RouteTableReader(w.buffer, 7);
