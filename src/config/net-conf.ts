@@ -147,11 +147,8 @@ function getString(obj: Obj, key: string, where: string, example: string): strin
   return v;
 }
 
-/** Turns V8's "... in JSON at position N" into line and column too. */
-function jsonError(text: string, e: unknown): never {
-  const msg = e instanceof Error ? e.message : String(e);
-  const m = /at position (\d+)/.exec(msg);
-  const pos = m ? Number(m[1]) : text.length;
+/** Line and column (1-based) of character `pos` in `text`. */
+function lineCol(text: string, pos: number): string {
   let line = 1;
   let col = 1;
   for (let i = 0; i < pos && i < text.length; i++) {
@@ -162,16 +159,28 @@ function jsonError(text: string, e: unknown): never {
       col++;
     }
   }
-  const reason = msg.replace(/ in JSON at position \d+.*$/, '');
-  throw new WeftError(
-    'ECONFIG',
-    `net-conf.json is not valid JSON: ${reason} at line ${line} column ${col} (position ${pos})`,
-    { cause: e },
-  );
+  return `line ${line} column ${col}`;
+}
+
+/** V8's JSON.parse message with the line and column, where V8 gives a position. */
+function jsonError(text: string, e: unknown): never {
+  const msg = e instanceof Error ? e.message : String(e);
+  // The end of input has no position in the message; some others (an
+  // unexpected token on Node 20) quote the text instead of giving one.
+  const m = /at position (\d+)/.exec(msg);
+  const pos = m ? Number(m[1]) : msg.startsWith('Unexpected end of JSON input') ? text.length : -1;
+  const reason = msg.replace(/ in JSON at position \d+.*$/, '').replace(/, ".*" is not valid JSON$/s, '');
+  const at = pos >= 0 ? ` at ${lineCol(text, pos)} (position ${pos})` : '';
+  throw new WeftError('ECONFIG', `the network config is not valid JSON: ${reason}${at}`, { cause: e });
 }
 
 /** Parses and checks net-conf.json text; throws WeftError 'ECONFIG'. */
 export function parseNetConf(text: string): NetConf {
+  // Go's JSON decoder, flanneld's, refuses a byte-order mark too.
+  if (text.charCodeAt(0) === 0xfeff) {
+    throw new WeftError('ECONFIG', 'the network config starts with a UTF-8 byte-order mark (EF BB BF) at line 1 column 1, '
+      + 'which is not JSON (flanneld refuses it too): save it as UTF-8 without BOM');
+  }
   let raw: unknown;
   try {
     raw = JSON.parse(text);

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, open, rename, readFile, unlink } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
-import { WeftError } from '../errors.js';
+import { fsError, WeftError } from '../errors.js';
 import { type Ipv4Prefix, formatIpv4, formatIpv4Prefix, parseIpv4Prefix, tryParseIpv4 } from '../wire/ipv4-addr.js';
 import { formatIpv6, formatIpv6Prefix, ipv6Mask, tryParseIpv6Prefix } from './ipv6.js';
 
@@ -76,6 +76,14 @@ async function mkdirp755(target: string): Promise<void> {
  * then fsync the directory so the rename survives a crash.
  */
 export async function writeSubnetEnv(path: string, text: string): Promise<void> {
+  try {
+    await writeAtomically(path, text);
+  } catch (e) {
+    throw fsError(e, `the subnet file ${path} (--subnet-file)`);
+  }
+}
+
+async function writeAtomically(path: string, text: string): Promise<void> {
   const dir = dirname(path);
   await mkdirp755(dir);
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);

@@ -211,6 +211,11 @@ export class Daemon {
     if (plan.kind === 'host-gw') checkHostGwPublicIp(underlay.publicIp, underlay.addr, underlay.name);
     const mtu = plan.mtuOverride > 0 ? plan.mtuOverride : underlay.mtu - plan.overhead;
     this.mtu = mtu;
+    if (mtu < 576 && plan.mtuOverride > 0) {
+      throw new WeftError('EMTU', `Backend.MTU ${plan.mtuOverride} in ${store.configSource} is below 576, the packet size every IPv4 `
+        + `host must accept: set it to 576 or more, or remove it to use the underlay's (${underlay.name}: ${underlay.mtu}) `
+        + `minus ${plan.overhead}`);
+    }
     if (mtu < 576) {
       throw new WeftError('EMTU', `underlay ${underlay.name} has MTU ${underlay.mtu}; the ${plan.kind} backend needs at `
         + `least ${576 + plan.overhead} so the tunnel carries 576-byte packets`);

@@ -35,7 +35,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { WeftError } from '../errors.js';
+import { fsError, WeftError } from '../errors.js';
 import { formatIpv4, formatIpv4Prefix, type Ipv4Prefix } from '../wire/ipv4-addr.js';
 import { chooseSubnet, isSubnetCompatible } from './allocate.js';
 import { decodeLeaseAttrs, encodeLeaseAttrs, LeaseDecoder, parseSubnetKey, subnetKey, type Lease, type LeaseAttrs } from './lease.js';
@@ -139,6 +139,19 @@ export class LocalLeaseStore implements LeaseStore {
 
 
   async acquire(conf: LeaseNetConf, opts: AcquireOptions): Promise<Lease> {
+    return this.naming(this.acquireIn(conf, opts));
+  }
+
+  /** File-system errors from `work` name the lease directory and the fix. */
+  private async naming<T>(work: Promise<T>): Promise<T> {
+    try {
+      return await work;
+    } catch (e) {
+      throw fsError(e, `the lease directory ${this.dir} (--lease-dir)`);
+    }
+  }
+
+  private async acquireIn(conf: LeaseNetConf, opts: AcquireOptions): Promise<Lease> {
     await this.ensureDir();
     await this.sweepTemps();
     const ip = opts.attrs.publicIp;
@@ -189,7 +202,7 @@ export class LocalLeaseStore implements LeaseStore {
   async renew(lease: Lease): Promise<Lease> {
     const key = subnetKey(lease.subnet);
     const path = join(this.dir, key);
-    return this.withClaimWait(key, async () => {
+    return this.naming(this.withClaimWait(key, async () => {
       let fh: fsp.FileHandle;
       try {
         fh = await fsp.open(path, 'r');
@@ -208,7 +221,7 @@ export class LocalLeaseStore implements LeaseStore {
       } finally {
         await fh.close();
       }
-    });
+    }));
   }
 
   watch(own: Lease, onEvents: (events: PeerEvent[]) => void, onRevoked: () => void): () => void {
@@ -278,7 +291,7 @@ export class LocalLeaseStore implements LeaseStore {
   }
 
   async release(lease: Lease): Promise<void> {
-    await this.removeIfHeldBy(lease.subnet, lease.attrs.publicIp);
+    await this.naming(this.removeIfHeldBy(lease.subnet, lease.attrs.publicIp));
   }
 
   async close(): Promise<void> {
@@ -371,9 +384,13 @@ export class LocalLeaseStore implements LeaseStore {
     try {
       await fh.writeFile(text);
       await fh.utimes(now / 1000, now / 1000);
-    } finally {
+    } catch (e) {
+      // A full disk must not leave an empty temp file behind.
       await fh.close();
+      await fsp.unlink(path).catch(() => undefined);
+      throw e;
     }
+    await fh.close();
     return { path, now };
   }
 

@@ -145,6 +145,17 @@ test('net-conf: JSON syntax errors give the position', () => {
   rejects('', 'not valid JSON', 'Unexpected end of JSON input', 'position 0');
 });
 
+test('net-conf: a UTF-8 byte-order mark is named at line 1 column 1; a message without a position claims none', () => {
+  rejects('\ufeff{"Network":"10.244.0.0/16","Backend":{"Type":"udp"}}', 'byte-order mark', 'line 1 column 1', 'without BOM');
+  // V8 quotes the text for an unexpected token (Node 20) or gives a position (Node 24).
+  assert.throws(() => parseNetConf('{"Network": x}'), (e: Error) => {
+    const at = /at line (\d+) column (\d+)/.exec(e.message);
+    assert.ok(at === null || (at[1] === '1' && at[2] === '13'), e.message);
+    assert.doesNotMatch(e.message, /is not valid JSON$/, e.message);
+    return true;
+  });
+});
+
 test('net-conf: backends', () => {
   const base = (be: unknown): string => JSON.stringify({ Network: '10.0.0.0/16', Backend: be });
   assert.deepEqual(parseNetConf(base({ Type: 'udp' })).backend, { type: 'udp', port: 8285 });

@@ -196,6 +196,7 @@ describe('etcd lease store: two weft daemons', { skip: skip(), timeout: 240_000 
     for (const [conf, want] of [
       ['{"Network":"10.244.0.0/16","Backend":{"Type":"ipip"}}', /backend type "ipip" is not implemented by weft.* in etcd key \/weft-bad\/network\/config/],
       ['{"Network":"10.244.0.0/31"}', /^F\d{4} .*\] etcd key \/weft-bad\/network\/config: .*too small/m],
+      ['{"Network":"10.244.0.0/16",}', /^F\d{4} .*\] etcd key \/weft-bad\/network\/config: the network config is not valid JSON: .*line 1 column 28/m],
     ] as const) {
       await ctl('put', '/weft-bad/network/config', conf);
       const r = await tb.exec(h.ns, [process.execPath, WEFT_BIN, `--iface=${h.underlayIf}`, `--etcd-endpoints=${etcd!.endpoint}`,

@@ -3,15 +3,16 @@
  * after its item): a second weft and a foreign reuseport socket refused
  * (3); failed kernel-vxlan starts leave no device (2); SIGTERM during a
  * blocked start-up, SIGHUP, a FIFO net-conf (8); a node whose address
- * changed keeps its subnet (5). In namespaces, bounded, cleaned up.
+ * changed keeps its subnet (5); messages that name their subject (7). In
+ * namespaces, bounded, cleaned up.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Testbed, findTool, twoHosts, type Host } from '../../src/testbed/index.js';
+import { Testbed, findTool, nHosts, twoHosts, type Host } from '../../src/testbed/index.js';
 import { attachWeftPod, startWeftNode, weftStatus, WEFT_BIN, type WeftNode } from '../../src/testbed/weft-node.js';
 import { rootSkip } from '../helpers/root.js';
 import { hostState } from '../helpers/host-state.js';
@@ -240,5 +241,84 @@ describe('item 5: a node whose IP changed keeps its subnet', { skip: rootSkip(),
       async () => JSON.stringify((await weftStatus(tb, b) as S).peers));
     assert.deepEqual((await weftStatus(tb, a2) as S).peers.map((p) => p.publicIp), ['192.168.100.2'], 'its old lease is not its peer');
     await pingBoth(tb, await attachWeftPod(tb, a2), await attachWeftPod(tb, b), 'after the address change');
+  });
+});
+
+describe('item 7: messages that name their subject and the fix', { skip: rootSkip(), timeout: 120_000 }, () => {
+  const tb = new Testbed(`kr7${process.pid % 10000}`);
+  let dir = '';
+  let host: Host;
+  const cleanups: (() => Promise<unknown>)[] = [];
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'weft-kr7-'));
+    host = (await nHosts(tb, 1)).hosts[0]!;
+  });
+  after(async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+    await tb.cleanup();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  /** The run's F line: what stopped start-up. */
+  const fatal = (r: Run): string => {
+    assert.equal(r.code, 1, r.stderr);
+    const line = r.stderr.split('\n').find((l) => l.startsWith('F'));
+    assert.ok(line, `no F line in:\n${r.stderr}`);
+    return line;
+  };
+
+  test('an immutable lease directory: names it and chattr -i, not a .tmp file', async () => {
+    const leases = join(dir, 'immutable', 'leases');
+    await mkdir(leases, { recursive: true });
+    await tb.run(null, ['chattr', '+i', leases]);
+    cleanups.push(() => tb.run(null, ['chattr', '-i', leases]));
+    const f = fatal(await runToExit(tb, host, dir, 'immutable', UDP));
+    assert.match(f, new RegExp(`cannot write the lease directory ${leases} \\(--lease-dir\\): operation not permitted: .*chattr -i`));
+  });
+
+  test('a lease directory that is a file, a subnet file whose parent is a file: "is a file, not a directory"', async () => {
+    await mkdir(join(dir, 'leasefile'), { recursive: true });
+    await writeFile(join(dir, 'leasefile', 'leases'), 'x');
+    const f1 = fatal(await runToExit(tb, host, dir, 'leasefile', UDP));
+    assert.match(f1, new RegExp(`cannot create the lease directory ${join(dir, 'leasefile', 'leases')} \\(--lease-dir\\): `
+      + `${join(dir, 'leasefile', 'leases')} is a file, not a directory: remove it or choose another path`));
+    await writeFile(join(dir, 'a-file'), 'x');
+    const env = join(dir, 'a-file', 'run', 'subnet.env');
+    const f2 = fatal(await runToExit(tb, host, dir, 'envparent', UDP, [`--subnet-file=${env}`]));
+    assert.match(f2, new RegExp(`cannot create the subnet file ${env} \\(--subnet-file\\): ${join(dir, 'a-file')} is a file, not a directory`));
+  });
+
+  test('a full disk under the lease directory: names it and df; no temp file left behind', async () => {
+    const mnt = join(dir, 'full-mnt');
+    await mkdir(mnt, { recursive: true });
+    await tb.run(null, ['mount', '-t', 'tmpfs', '-o', 'size=64k', 'weft-kr7-full', mnt]);
+    cleanups.push(() => tb.run(null, ['umount', mnt]));
+    // Fill every block; empty files and directories still fit (inodes).
+    await tb.exec(null, ['dd', 'if=/dev/zero', `of=${join(mnt, 'fill')}`, 'bs=4k', 'count=64']);
+    const leases = join(mnt, 'leases');
+    const f = fatal(await runToExit(tb, host, dir, 'full', UDP, [`--lease-dir=${leases}`]));
+    assert.match(f, new RegExp(`cannot write the lease directory ${leases} \\(--lease-dir\\): no space left on the device: .*\\(df\\)`));
+    const left = (await readdir(leases).catch(() => [])).filter((n) => n.startsWith('.tmp'));
+    assert.deepEqual(left, [], 'temp files left in the lease directory');
+  });
+
+  test('bad JSON and a bad Network name the file; a UTF-8 BOM is at line 1 column 1', async () => {
+    const cases: [string, string, RegExp][] = [
+      ['json', '{"Network":"10.244.0.0/16",\n "Backend":{"Type":"udp",}}', /the network config is not valid JSON: .*at line 2 column 26/],
+      ['network', '{"Network":"10.244.0.0/33"}', /Network "10\.244\.0\.0\/33" is not an IPv4 CIDR/],
+      ['bom', '\ufeff{"Network":"10.244.0.0/16","Backend":{"Type":"udp"}}', /byte-order mark \(EF BB BF\) at line 1 column 1/],
+    ];
+    for (const [name, conf, want] of cases) {
+      const f = fatal(await runToExit(tb, host, dir, name, conf));
+      assert.match(f, new RegExp(`\\] ${join(dir, name, 'net-conf.json')}: `), `${name}: the file is named`);
+      assert.match(f, want, name);
+    }
+  });
+
+  test('Backend.MTU 500 is blamed, not the underlay', async () => {
+    const f = fatal(await runToExit(tb, host, dir, 'mtu', '{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","MTU":500}}'));
+    assert.match(f, /Backend\.MTU 500 in \S+net-conf\.json is below 576.*set it to 576 or more, or remove it/);
+    assert.doesNotMatch(f, /underlay \S+ has MTU/);
   });
 });
