@@ -42,6 +42,7 @@ import { probeUdpOffload, udpSetGro } from '../conn/gso.js';
 import { configureTun, readSysctl } from './host.js';
 import { startControlServer } from './control-server.js';
 import { startHealthServer, type HealthServer } from './health.js';
+import { ifindexOf, TunWatch } from './tun-watch.js';
 import { createMetrics, type MetricsStatus } from './metrics.js';
 import { MasqRules } from './masq.js';
 import {
@@ -64,6 +65,8 @@ const TUN_TXQUEUELEN = 10_000;
 const MAX_PEERS = 16_384;
 /** How long start-up waits for the workers to finish their JIT warm-up and start forwarding. */
 const WORKERS_RUNNING_TIMEOUT_MS = 10_000;
+/** /healthz turns 503 when no worker has forwarded for this long. */
+const LIVENESS_BOUND_MS = 10_000;
 
 interface PeerState { lease: Lease; slot: number }
 /** A peer lease we do not route: another backend's (`mismatch`), or ours but unusable. */
@@ -77,6 +80,12 @@ export class Daemon {
   private tunFds: number[] = [];
   private udpFds: number[] = [];
   private wakeFds: number[] = [];
+  private workerBackend: WorkerBackend | null = null;
+  private tunNetwork: Ipv4Prefix | null = null;
+  private tunIfindex = -1;
+  private tunWatch: TunWatch | null = null;
+  /** While the workers are stopped for a TUN repair: when one last forwarded. */
+  private workersGoneAt = 0;
   private pendingEvents: PeerEvent[] = [];
   private applyQueued = false;
   private tunName = '';
@@ -190,7 +199,8 @@ export class Daemon {
     // Health first, as flanneld does: /healthz answers while we start.
     const metrics = createMetrics(() => this.status(), { perPeer: f.metricsPerPeer });
     this.health = await startHealthServer({
-      host: f.healthzIp, port: f.healthzPort, ready: () => this.ready, metrics: () => metrics.render(),
+      host: f.healthzIp, port: f.healthzPort, notReady: () => this.notReady(), notLive: () => this.notLive(),
+      metrics: () => metrics.render(),
     });
     const store = await this.step(this.createStore());
     this.store = store;
@@ -384,29 +394,81 @@ export class Daemon {
     this.statsBuf = buffer;
     this.statsLayout = layout;
     for (let i = 0; i < workers; i++) this.wakeFds.push(native.eventfdOpen());
-    this.supervisor = new Supervisor({
+    this.workerBackend = backend;
+    this.tunNetwork = network;
+    this.tunIfindex = ifindexOf(tun.name);
+    await this.startWorkers(Date.now());
+    this.tunWatch = new TunWatch({
+      expect: () => ({ name: this.tunName, ifindex: this.tunIfindex, addr: lease.subnet.addr, network, mtu }),
+      repair: (gone) => this.repairTun(gone),
+      giveUp: (why) => {
+        this.log.error(`${why}: stopping, so that the node's supervisor restarts weft`);
+        void this.stop(1);
+      },
+      log: this.log,
+    });
+    this.tunWatch.start();
+  }
+
+  /** Workers on the current TUN queues and sockets; resolves once they forward (or after the bound). */
+  private async startWorkers(lastForwardingAt: number): Promise<void> {
+    const routes = this.routes!;
+    const supervisor = new Supervisor({
       tunFds: this.tunFds,
       udpFds: this.udpFds,
       wakeFds: this.wakeFds,
       control: createControlBlock(),
       routes: routes.buffer,
-      stats: buffer,
+      stats: this.statsBuf!,
       maxPeers: MAX_PEERS,
-      pathMtu: mtu,
+      pathMtu: this.mtu,
       offloads: this.offloads,
-      backend,
+      backend: this.workerBackend!,
       keepWarmMs: this.flags.keepWarm,
-      onWorkerGone: (i) => routes.releaseReader(i),
+      onWorkerGone: (i) => {
+        routes.releaseReader(i);
+        // A deleted TUN shows first as workers exiting (EBADFD): look now, not at the next tick.
+        void this.tunWatch?.check();
+      },
+      lastForwardingAt,
       log: this.log,
     });
-    const supervisor = this.supervisor;
+    this.supervisor = supervisor;
     routes.setWake(() => supervisor.wake());
     supervisor.start();
     // Each worker warms its JIT before its loop (dataplane/warmup.ts); ready
     // means packets are being forwarded, not queued behind a warm-up.
-    if (!(await this.step(this.supervisor.running(WORKERS_RUNNING_TIMEOUT_MS)))) {
+    if (!(await this.step(supervisor.running(WORKERS_RUNNING_TIMEOUT_MS)))) {
       this.log.warn(`not every worker was forwarding within ${WORKERS_RUNNING_TIMEOUT_MS} ms of its start`);
     }
+  }
+
+  /**
+   * Puts the TUN back as start-up made it (tun-watch.ts). A deleted device
+   * needs new queues: the workers stop, the queues are opened and
+   * configured again, and new workers start on them.
+   */
+  private async repairTun(gone: boolean): Promise<void> {
+    if (gone) {
+      const last = this.supervisor?.lastForwardingAt() ?? this.workersGoneAt;
+      this.workersGoneAt = last;
+      await this.supervisor?.stop();
+      this.supervisor = null;
+      try {
+        closeTun(this.tunFds);
+      } catch {
+        // The queues of a deleted device: nothing left to close cleanly.
+      }
+      this.tunFds = [];
+      const tun = openTun(this.tunName, this.workerCount, this.tunOffloadFlags !== 0 ? native.TUN_VNET_HDR : 0);
+      this.tunFds = tun.fds;
+      this.tunIfindex = ifindexOf(tun.name);
+      if (this.tunOffloadFlags !== 0) tunSetOffload(tun.fds[0]!, this.tunOffloadFlags);
+    }
+    await configureTun({
+      name: this.tunName, lease: this.lease!.subnet, network: this.tunNetwork!, mtu: this.mtu, txQueueLen: TUN_TXQUEUELEN, log: this.log,
+    });
+    if (this.supervisor === null) await this.startWorkers(this.workersGoneAt);
   }
 
   /** Sockets on our port (and address, or any) other than `ours` would receive part of the tunnel traffic. */
@@ -515,13 +577,38 @@ export class Daemon {
       + `${routes ? `, route table epoch ${routes.epoch}` : ''}`);
   }
 
+  /** Workers of the userspace data path (one wake eventfd each); 0 for the kernel's. */
+  private get workerCount(): number {
+    return this.wakeFds.length;
+  }
+
+  /** /readyz: why pod traffic is not forwarded now, or null. */
+  private notReady(): string | null {
+    if (!this.ready) return 'no lease / subnet.env not written yet';
+    const tun = this.tunWatch?.problems ?? [];
+    if (tun.length > 0) return `${this.tunName}: ${tun.join(', ')}; being restored`;
+    const want = this.workerCount;
+    const n = this.supervisor?.forwardingCount() ?? 0;
+    return n < want ? `${n} of ${want} workers forwarding` : null;
+  }
+
+  /** /healthz: a data plane whose workers have all been gone for longer than the bound. */
+  private notLive(): string | null {
+    if (!this.ready || this.workerCount === 0) return null;
+    const last = this.supervisor?.lastForwardingAt() ?? this.workersGoneAt;
+    const idle = Date.now() - last;
+    return idle > LIVENESS_BOUND_MS ? `no worker has forwarded for ${Math.round(idle / 1000)} s` : null;
+  }
+
   status(): MetricsStatus & Record<string, unknown> {
     const stats = this.statsBuf && this.statsLayout
       ? snapshotStats(this.statsBuf, this.statsLayout)
       : { totals: {}, drops: {}, perWorker: [] };
     return {
       version: VERSION,
-      ready: this.ready,
+      // What /readyz answers, and why not.
+      ready: this.notReady() === null,
+      notReady: this.notReady(),
       leaseRenewals: { ...(this.renewer?.counts ?? { ok: 0, failed: 0 }) },
       store: this.store ? { kind: this.storeKind, errors: this.store.errors } : null,
       pid: process.pid,
@@ -628,6 +715,8 @@ export class Daemon {
       (failedStart ? removed : kept).push('the host-gw routes');
     }
     this.hostGw = null;
+    this.tunWatch?.stop();
+    this.tunWatch = null;
     await this.supervisor?.stop();
     this.supervisor = null;
     if (this.server) {

@@ -1,8 +1,10 @@
 /**
  * --healthz-ip / --healthz-port: flanneld's liveness endpoint plus what
  * weft adds. flanneld serves only /healthz (200 "flanneld is running" as
- * soon as the process runs); weft keeps that meaning, adds /readyz (200
- * once subnet.env is written, 503 before) and /metrics (Prometheus text).
+ * soon as the process runs); weft keeps that meaning while its data plane
+ * lives (503 once no worker has forwarded for a while, so the kubelet
+ * restarts the pod), adds /readyz (200 while the node forwards pod
+ * traffic, 503 with the reason otherwise) and /metrics (Prometheus text).
  * Port 0 turns the server off, as in flanneld.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -15,8 +17,10 @@ export interface HealthServerOptions {
   host: string;
   /** --healthz-port; 0 = off. */
   port: number;
-  /** True once subnet.env is written (the CNI plugin can use the node). */
-  ready: () => boolean;
+  /** Why the node does not forward pod traffic now (/readyz 503), or null. */
+  notReady: () => string | null;
+  /** Why the daemon should be restarted (/healthz 503), or null. */
+  notLive: () => string | null;
   /** The Prometheus exposition text, rendered on each scrape. */
   metrics: () => Promise<string>;
   /** Content type of the metrics text; default prom-client's text format 0.0.4. */
@@ -93,13 +97,10 @@ function handle(o: HealthServerOptions, contentType: string, req: IncomingMessag
   }
   switch (path) {
     case '/healthz':
-      send(res, 200, TEXT, 'ok\n', head);
-      return;
     case '/readyz': {
-      let ready = false;
-      try { ready = o.ready(); } catch { ready = false; }
-      if (ready) send(res, 200, TEXT, 'ok\n', head);
-      else send(res, 503, TEXT, 'not ready: no lease / subnet.env not written yet\n', head);
+      const why = path === '/healthz' ? o.notLive() : o.notReady();
+      if (why === null) send(res, 200, TEXT, 'ok\n', head);
+      else send(res, 503, TEXT, `${path === '/healthz' ? 'unhealthy' : 'not ready'}: ${why}\n`, head);
       return;
     }
     case '/metrics':

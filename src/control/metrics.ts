@@ -21,7 +21,7 @@ import { DROP_REASON_NAMES } from '../wire/drop-reason.js';
 /** The part of Daemon.status() that the metrics read. */
 export interface MetricsStatus {
   version: string;
-  /** subnet.env written (what /readyz answers). */
+  /** What /readyz answers: subnet.env written and the data plane forwarding. */
   ready: boolean;
   leaseRenewals: { ok: number; failed: number };
   /** The lease store ("local", "etcd", "kube") and its failed reads and watches. */
@@ -232,7 +232,7 @@ export function createMetrics(source: MetricsSource, opts: MetricsOptions): Weft
     },
   });
   new Gauge({
-    name: 'weft_ready', help: '1 once subnet.env is written and the data plane runs (what /readyz answers), else 0.',
+    name: 'weft_ready', help: '1 while subnet.env is written and the data plane forwards (what /readyz answers), else 0.',
     registers,
     async collect() {
       this.set((await snap()).ready ? 1 : 0);

@@ -25,6 +25,8 @@ export interface SupervisorOptions {
   readonly keepWarmMs: number;
   /** Called when a worker's reader slot must be released (it died). */
   readonly onWorkerGone: (index: number) => void;
+  /** When a worker last forwarded, carried over from the supervisor this one replaces; default: now. */
+  readonly lastForwardingAt?: number;
   readonly log: Log;
 }
 
@@ -39,6 +41,8 @@ interface Slot {
   movedAt: number;
   /** The worker has been in its forwarding loop (past its JIT warm-up) at least once. */
   running: boolean;
+  /** The worker is in its forwarding loop now. */
+  forwarding: boolean;
 }
 
 /** How often the turn counters are sampled for heartbeatAgeMs. */
@@ -53,9 +57,12 @@ export class Supervisor {
   private readonly stats: Float64Array;
   private sampler: NodeJS.Timeout | null = null;
   private onAllRunning: (() => void) | null = null;
+  /** Last seen with a worker forwarding (sampled with the turns). */
+  private lastForwarding: number;
 
   constructor(private readonly opts: SupervisorOptions) {
     this.stats = new Float64Array(opts.stats);
+    this.lastForwarding = opts.lastForwardingAt ?? Date.now();
   }
 
   get size(): number {
@@ -65,7 +72,7 @@ export class Supervisor {
   start(): void {
     for (let i = 0; i < this.size; i++) {
       this.slots.push({
-        worker: null, restarts: 0, backoffMs: 100, startedAt: 0, timer: null, turns: 0, movedAt: 0, running: false,
+        worker: null, restarts: 0, backoffMs: 100, startedAt: 0, timer: null, turns: 0, movedAt: 0, running: false, forwarding: false,
       });
       this.spawn(i);
     }
@@ -88,8 +95,20 @@ export class Supervisor {
     });
   }
 
+  /** Workers in their forwarding loop now. */
+  forwardingCount(): number {
+    return this.slots.filter((s) => s.forwarding).length;
+  }
+
+  /** When a worker was last forwarding: now while one is. */
+  lastForwardingAt(): number {
+    if (this.slots.some((s) => s.forwarding)) this.lastForwarding = Date.now();
+    return this.lastForwarding;
+  }
+
   private sampleTurns(): void {
     const now = Date.now();
+    if (this.slots.some((s) => s.forwarding)) this.lastForwarding = now;
     this.slots.forEach((s, i) => {
       const turns = this.stats[i * WORKER_STRIDE + STAT.HEARTBEAT]!;
       if (turns !== s.turns) {
@@ -122,6 +141,7 @@ export class Supervisor {
     w.on('message', (m: unknown) => {
       if ((m as { type?: unknown } | null)?.type !== 'running') return;
       slot.running = true;
+      slot.forwarding = true;
       if (this.onAllRunning && this.slots.every((s) => s.running)) {
         const f = this.onAllRunning;
         this.onAllRunning = null;
@@ -136,6 +156,7 @@ export class Supervisor {
     });
     w.on('exit', (code) => {
       slot.worker = null;
+      slot.forwarding = false;
       this.opts.onWorkerGone(i);
       if (this.stopping) return;
       // A worker that ran for a while gets a fresh backoff.

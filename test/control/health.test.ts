@@ -13,14 +13,15 @@ async function freePort(): Promise<number> {
 }
 
 test('port 0 is off', async () => {
-  assert.equal(await startHealthServer({ host: '127.0.0.1', port: 0, ready: () => true, metrics: async () => '' }), null);
+  assert.equal(await startHealthServer({ host: '127.0.0.1', port: 0, notReady: () => null, notLive: () => null, metrics: async () => '' }), null);
 });
 
-test('/healthz 200, /readyz 503 then 200, /metrics with the Prometheus content type, 404 and 405', async () => {
+test('/healthz 200 then 503 with the reason, /readyz 503 with the reason then 200, /metrics with the Prometheus content type, 404 and 405', async () => {
   let ready = false;
+  let live = true;
   const port = await freePort();
   const srv = await startHealthServer({
-    host: '127.0.0.1', port, ready: () => ready,
+    host: '127.0.0.1', port, notReady: () => (ready ? null : 'no lease yet'), notLive: () => (live ? null : 'no worker has forwarded for 12 s'),
     metrics: async () => '# HELP weft_x x\n# TYPE weft_x gauge\nweft_x 1\n',
   });
   assert.ok(srv);
@@ -31,7 +32,7 @@ test('/healthz 200, /readyz 503 then 200, /metrics with the Prometheus content t
     assert.equal(await h.text(), 'ok\n');
     const r1 = await fetch(`${base}/readyz`);
     assert.equal(r1.status, 503);
-    await r1.text();
+    assert.equal(await r1.text(), 'not ready: no lease yet\n');
     ready = true;
     const r2 = await fetch(`${base}/readyz`);
     assert.equal(r2.status, 200);
@@ -40,6 +41,10 @@ test('/healthz 200, /readyz 503 then 200, /metrics with the Prometheus content t
     assert.equal(m.status, 200);
     assert.equal(m.headers.get('content-type'), 'text/plain; version=0.0.4; charset=utf-8');
     assert.match(await m.text(), /^weft_x 1$/m);
+    live = false;
+    const h2 = await fetch(`${base}/healthz`);
+    assert.equal(h2.status, 503);
+    assert.equal(await h2.text(), 'unhealthy: no worker has forwarded for 12 s\n');
     const nf = await fetch(`${base}/nope`);
     assert.equal(nf.status, 404);
     await nf.text();
@@ -53,7 +58,7 @@ test('/healthz 200, /readyz 503 then 200, /metrics with the Prometheus content t
 
 test('a failing metrics source is a 500, not a crash', async () => {
   const srv = await startHealthServer({
-    host: '127.0.0.1', port: await freePort(), ready: () => true, metrics: async () => { throw new Error('boom'); },
+    host: '127.0.0.1', port: await freePort(), notReady: () => null, notLive: () => null, metrics: async () => { throw new Error('boom'); },
   });
   try {
     const m = await fetch(`http://127.0.0.1:${srv!.port}/metrics`);
@@ -70,7 +75,7 @@ test('port in use → WeftError naming the port and --healthz-port', async () =>
   const port = (holder.address() as AddressInfo).port;
   try {
     await assert.rejects(
-      startHealthServer({ host: '127.0.0.1', port, ready: () => true, metrics: async () => '' }),
+      startHealthServer({ host: '127.0.0.1', port, notReady: () => null, notLive: () => null, metrics: async () => '' }),
       (e: Error & { code?: string }) => e.code === 'EADDRINUSE' && e.message.includes(String(port))
         && e.message.includes('--healthz-port'),
     );
@@ -81,7 +86,7 @@ test('port in use → WeftError naming the port and --healthz-port', async () =>
 
 test('an address not on this host → message naming --healthz-ip', async () => {
   await assert.rejects(
-    startHealthServer({ host: '192.0.2.77', port: await freePort(), ready: () => true, metrics: async () => '' }),
+    startHealthServer({ host: '192.0.2.77', port: await freePort(), notReady: () => null, notLive: () => null, metrics: async () => '' }),
     (e: Error & { code?: string }) => e.code === 'EADDRNOTAVAIL' && e.message.includes('--healthz-ip'),
   );
 });

@@ -3,8 +3,10 @@
  * after its item): a second weft and a foreign reuseport socket refused
  * (3); failed kernel-vxlan starts leave no device (2); SIGTERM during a
  * blocked start-up, SIGHUP, a FIFO net-conf (8); a node whose address
- * changed keeps its subnet (5); messages that name their subject (7). In
- * namespaces, bounded, cleaned up.
+ * changed keeps its subnet (5); messages that name their subject (7); a
+ * TUN deleted, flushed or set down is restored, and one that cannot be
+ * turns /readyz and /healthz 503 and ends the daemon (1). In namespaces,
+ * bounded, cleaned up.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,11 +14,11 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, mkdir, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Testbed, findTool, nHosts, twoHosts, type Host } from '../../src/testbed/index.js';
+import { Testbed, findTool, nHosts, ping, twoHosts, type Host, type Pod } from '../../src/testbed/index.js';
 import { attachWeftPod, startWeftNode, weftStatus, WEFT_BIN, type WeftNode } from '../../src/testbed/weft-node.js';
 import { rootSkip } from '../helpers/root.js';
 import { hostState } from '../helpers/host-state.js';
-import { pingBoth, sleep, within } from '../helpers/traffic.js';
+import { httpGet, pingBoth, sleep, within } from '../helpers/traffic.js';
 
 const UDP = '{"Network":"10.244.0.0/16","Backend":{"Type":"udp"}}';
 const KERNEL_VXLAN = '{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan","Mode":"kernel"}}';
@@ -322,3 +324,103 @@ describe('item 7: messages that name their subject and the fix', { skip: rootSki
     assert.doesNotMatch(f, /underlay \S+ has MTU/);
   });
 });
+
+describe('item 1: the TUN data plane repairs itself, or the daemon says so and exits', { skip: rootSkip(), timeout: 180_000 }, () => {
+  const tb = new Testbed(`kr1${process.pid % 10000}`);
+  let dir = '';
+  let hosts: [Host, Host];
+  let nodes: WeftNode[] = [];
+  let pods: Pod[] = [];
+  const HEALTH = 'http://127.0.0.1:8081';
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'weft-kr1-'));
+    ({ hosts } = await twoHosts(tb));
+    for (const h of hosts) nodes.push(await startWeftNode(tb, h, { dir, netConf: UDP, extraArgs: ['--workers=2', '--healthz-port=8081'] }));
+    pods = [await attachWeftPod(tb, nodes[0]!), await attachWeftPod(tb, nodes[1]!)];
+  });
+  after(async () => {
+    await tb.cleanup();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  /** flannel0 in h1 as start-up made it: up, its /32 address, the Network route. */
+  const configured = async (): Promise<string | null> => {
+    const ns = hosts[0].ns;
+    const link = await tb.exec(ns, ['ip', '-j', 'link', 'show', 'dev', 'flannel0']);
+    if (link.code !== 0) return 'no flannel0';
+    if (!(JSON.parse(link.stdout) as { flags: string[] }[])[0]!.flags.includes('UP')) return 'down';
+    const addr = (await tb.exec(ns, ['ip', '-4', '-o', 'addr', 'show', 'dev', 'flannel0'])).stdout;
+    if (!addr.includes(`${nodes[0]!.subnet.replace(/\.1\/\d+$/, '.0')}/32`)) return `address: ${addr.trim() || 'none'}`;
+    const route = (await tb.exec(ns, ['ip', '-4', 'route', 'show', 'dev', 'flannel0'])).stdout;
+    if (!route.includes('10.244.0.0/16')) return `route: ${route.trim() || 'none'}`;
+    return null;
+  };
+
+  for (const [fault, argv, logged] of [
+    ['ip link del flannel0', ['ip', 'link', 'del', 'flannel0'], /flannel0 was deleted or replaced/],
+    ['ip route flush dev flannel0', ['ip', 'route', 'flush', 'dev', 'flannel0'], /flannel0: route 10\.244\.0\.0\/16 dev flannel0 missing/],
+    ['ip addr flush dev flannel0', ['ip', 'addr', 'flush', 'dev', 'flannel0'], /flannel0: (.*, )?address 10\.244\.\d+\.0\/32 missing/],
+    ['ip link set flannel0 down', ['ip', 'link', 'set', 'flannel0', 'down'], /flannel0: link down/],
+  ] as const) {
+    test(`${fault}: restored within 10 s, logged, pods reach each other again`, async (t) => {
+      await pingBoth(tb, pods[0]!, pods[1]!, 'before');
+      const logBefore = (await readFile(nodes[0]!.logFile, 'utf8')).length;
+      const t0 = Date.now();
+      await tb.run(hosts[0].ns, [...argv]);
+      let why: string | null = 'not looked at';
+      await within(10_000, async () => (why = await configured()) === null
+        && (await ping(tb, pods[0]!.ns, pods[1]!.ip, { count: 1, intervalS: 0.2 })).received === 1,
+      async () => `${fault}: flannel0 in h1 ${why ?? 'configured, but pod 0 → pod 1 gets no reply'} after 10 s; `
+        + `log:\n${(await readFile(nodes[0]!.logFile, 'utf8')).split('\n').slice(-15).join('\n')}`);
+      const ms = Date.now() - t0;
+      t.diagnostic(`${fault}: forwarding again after ${ms} ms`);
+      await pingBoth(tb, pods[0]!, pods[1]!, `after ${fault}`);
+      const lines = (await readFile(nodes[0]!.logFile, 'utf8')).slice(logBefore).split('\n');
+      const line = lines.find((l) => /^W.*\] .*; restored in \d+ ms$/.test(l));
+      assert.ok(line !== undefined && logged.test(line), `the repair is logged as ${logged}:\n${lines.join('\n')}`);
+      t.diagnostic(line);
+      const s = await weftStatus(tb, nodes[0]!) as { workers: { alive: boolean }[] };
+      assert.equal(s.workers.filter((w) => w.alive).length, 2, 'both workers run');
+      assert.equal((await httpGet(tb, hosts[0].ns, `${HEALTH}/readyz`)).status, 200);
+    });
+  }
+
+  test('flannel0 replaced by a device weft cannot take: /readyz 503 at once, /healthz 503 after 10 s, exit 1 with the reason', async (t) => {
+    const ns = hosts[0].ns;
+    const t0 = Date.now();
+    // Renamed away rather than deleted: a deletion would wake weft at once, and
+    // its new flannel0 could win the race against the bridge.
+    await tb.run(ns, ['ip', '-batch', '-'], { input: 'link set flannel0 down\nlink set flannel0 name weft-old0\nlink add flannel0 type bridge\n' });
+    try {
+      const notReadyMs = await within(5_000, async () => (await httpGet(tb, ns, `${HEALTH}/readyz`)).status === 503,
+        async () => '/readyz still 200 after 5 s');
+      const ready = await httpGet(tb, ns, `${HEALTH}/readyz`);
+      assert.match(ready.body, /^not ready: flannel0: gone; being restored/);
+      assert.equal((await httpGet(tb, ns, `${HEALTH}/healthz`)).status, 200, 'healthz holds for the bound');
+      let live = { status: 0, body: '' };
+      await within(20_000, async () => (live = await httpGet(tb, ns, `${HEALTH}/healthz`)).status === 503,
+        async () => `/healthz ${live.status} ${live.body} after 20 s`);
+      const unhealthyMs = Date.now() - t0;
+      assert.ok(unhealthyMs >= 10_000, `/healthz 503 only after the 10 s bound, not after ${unhealthyMs} ms`);
+      assert.match(live.body, /^unhealthy: no worker has forwarded for \d+ s/);
+      const code = await stopped(nodes[0]!, 45_000);
+      assert.equal(code, 1, 'exit code');
+      const log = await readFile(nodes[0]!.logFile, 'utf8');
+      t.diagnostic(`/readyz 503 after ${notReadyMs} ms, /healthz 503 after ${unhealthyMs} ms, exit ${code} after ${Date.now() - t0} ms: `
+        + `${log.split('\n').find((l) => l.includes('stopping, so that')) ?? ''}`);
+      assert.match(log, /^E.*\] flannel0 was deleted or replaced; restoring it failed: .*, for \d+ s: stopping, so that the node's supervisor restarts weft$/m);
+    } finally {
+      await tb.exec(ns, ['ip', 'link', 'del', 'flannel0']);
+    }
+  });
+});
+
+/** The daemon's exit code once it exits within `ms`; fails otherwise. */
+async function stopped(n: WeftNode, ms: number): Promise<number | null> {
+  if (n.proc.exitCode !== null) return n.proc.exitCode;
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${n.host.name}: weft still running after ${ms} ms`)), ms);
+    n.proc.once('exit', (code) => { clearTimeout(t); resolve(code); });
+  });
+}
