@@ -386,12 +386,15 @@ export class EtcdLeaseStore implements LeaseStore {
       timer = setTimeout(() => void resync(), wait);
     };
 
-    const handle = async (res: IWatchResponse): Promise<void> => {
+    // A peer's expiration is for display only: the event goes out at once
+    // and the lookup fills it in (a burst of new leases is a burst of lookups).
+    const expiring = (leaseId: string): number => {
+      const hit = expiries.get(leaseId);
+      if (hit !== undefined) return hit;
+      return Date.now() + this.ttlSeconds * 1000;
+    };
+    const handle = (res: IWatchResponse): void => {
       const out: PeerEvent[] = [];
-      // One lookup per distinct etcd lease, all at once: a response can carry a thousand puts.
-      const ids = new Set<string>();
-      for (const ev of res.events) if (ev.type === 'Put') ids.add(ev.kv.lease);
-      await Promise.all([...ids].map(expiry));
       for (const ev of res.events) {
         if (stopped) return;
         const key = ev.kv.key.toString();
@@ -419,7 +422,8 @@ export class EtcdLeaseStore implements LeaseStore {
           }
           continue;
         }
-        const lease: Lease = { subnet, attrs, expiration: await expiry(ev.kv.lease) };
+        const lease: Lease = { subnet, attrs, expiration: expiring(ev.kv.lease) };
+        if (!expiries.has(ev.kv.lease)) void expiry(ev.kv.lease).then((v) => { lease.expiration = v; });
         known.set(key, { text, lease });
         // A renewal re-puts the same value with a new lease: no event.
         if (old === undefined) out.push({ type: 'added', lease });
