@@ -2,7 +2,7 @@
  * Regression tests for the failure modes of the fault probe (each named
  * after its item): a second weft and a foreign reuseport socket refused
  * (3); failed kernel-vxlan starts leave no device (2); SIGTERM during a
- * blocked start-up, SIGHUP, a FIFO net-conf (8); a node whose address
+ * blocked start-up, SIGHUP, a second SIGTERM, a FIFO net-conf (8); a node whose address
  * changed keeps its subnet (5); messages that name their subject (7); a
  * TUN deleted, flushed or set down is restored, and one that cannot be
  * turns /readyz and /healthz 503 and ends the daemon (1). In namespaces,
@@ -195,6 +195,28 @@ describe('item 8: signals', { skip: rootSkip(), timeout: 120_000 }, () => {
     assert.match(text, /SIGHUP: shutting down/);
     assert.match(text, /stopped: removed the masquerade and forward rules, flannel0 \(with its address and route\); kept the lease 10\.244\.\d+\.0\/24, \S+subnet\.env/);
     assert.deepEqual(await hostState(tb, h.ns), was);
+  });
+
+  test('a second SIGTERM while the cleanup hangs exits at once, with 143 and a line saying so', async () => {
+    // iptables-save that hangs once the marker exists: the teardown's rule removal never finishes.
+    const bin = join(dir, 'stall-bin');
+    const mark = join(dir, 'stall');
+    await mkdir(bin, { recursive: true });
+    await writeFile(join(bin, 'iptables-save'), `#!/bin/sh\n[ -e ${mark} ] && sleep 20\nexec ${findTool('iptables-save')!} "$@"\n`, { mode: 0o755 });
+    const n = await startWeftNode(tb, hosts[0], { dir, netConf: UDP, extraArgs: ['--ip-masq'], env: { PATH: `${bin}:${process.env.PATH ?? ''}` } });
+    await writeFile(mark, '');
+    n.proc.kill('SIGTERM');
+    await within(5_000, async () => (await readFile(n.logFile, 'utf8')).includes('SIGTERM: shutting down'), async () => readFile(n.logFile, 'utf8'));
+    await sleep(300);
+    assert.equal(n.proc.exitCode, null, 'the cleanup is stalled in iptables-save');
+    const t0 = Date.now();
+    n.proc.kill('SIGTERM');
+    const code = await exited(n.proc);
+    const ms = Date.now() - t0;
+    const text = await readFile(n.logFile, 'utf8');
+    assert.equal(code, 143, text);
+    assert.ok(ms < 1000, `exited ${ms} ms after the second SIGTERM`);
+    assert.match(text, /^W.*\] SIGTERM again: exiting at once, without cleaning up$/m);
   });
 
   test('a net-conf that is a FIFO: refused at once instead of hanging start-up', async () => {
