@@ -4,8 +4,7 @@
  * the tests. Test hooks (crash a worker) exist only with --test-hooks.
  */
 import { createServer, request, type Server } from 'node:http';
-import { mkdir, unlink } from 'node:fs/promises';
-import { chmodSync } from 'node:fs';
+import { lstat, mkdir, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { WeftError } from '../errors.js';
 
@@ -14,9 +13,20 @@ export interface ControlHandlers {
   crashWorker: ((i: number) => boolean) | null;
 }
 
+/**
+ * Listens on `path`, in a directory made 0700 when weft creates it. Only a
+ * socket left there is replaced (the instance lock says its daemon is
+ * gone); any other file is refused, so a mistyped --control-socket deletes
+ * nothing.
+ */
 export async function startControlServer(path: string, h: ControlHandlers): Promise<Server> {
-  await mkdir(dirname(path), { recursive: true, mode: 0o755 });
-  await unlink(path).catch(() => undefined);
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  const st = await lstat(path).catch(() => null);
+  if (st !== null && !st.isSocket()) {
+    throw new WeftError('EEXIST', `--control-socket ${path} exists and is not a socket: weft does not delete it; `
+      + 'remove it yourself or choose another path');
+  }
+  if (st !== null) await unlink(path);
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://weft');
     const send = (code: number, body: unknown): void => {
@@ -27,8 +37,9 @@ export async function startControlServer(path: string, h: ControlHandlers): Prom
       if (req.method === 'GET' && url.pathname === '/status') {
         send(200, h.status());
       } else if (req.method === 'POST' && url.pathname === '/test/crash-worker' && h.crashWorker) {
-        const i = Number(url.searchParams.get('worker') ?? '0');
-        send(h.crashWorker(i) ? 200 : 404, { worker: i });
+        const arg = url.searchParams.get('worker') ?? '0';
+        if (!/^\d{1,3}$/.test(arg)) send(400, { error: `worker must be a worker index such as 0, got ${JSON.stringify(arg)}` });
+        else send(h.crashWorker(Number(arg)) ? 200 : 404, { worker: Number(arg) });
       } else {
         send(404, { error: `no such endpoint ${req.method} ${url.pathname}` });
       }
@@ -36,11 +47,17 @@ export async function startControlServer(path: string, h: ControlHandlers): Prom
       send(500, { error: e instanceof Error ? e.message : String(e) });
     }
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(path, () => resolve());
-  });
-  chmodSync(path, 0o600);
+  // The socket is made 0600 by bind itself (listen binds synchronously), never readable by others for a moment.
+  const umask = process.umask(0o177);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => resolve());
+      process.umask(umask);
+    });
+  } finally {
+    process.umask(umask);
+  }
   return server;
 }
 

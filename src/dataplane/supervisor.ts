@@ -176,7 +176,8 @@ export class Supervisor {
 
   /** Test hook: make worker i throw on its next batch. */
   crash(i: number): boolean {
-    if (i < 0 || i >= this.size) return false;
+    // Not a worker index (NaN would store into the control block's first word, STOP).
+    if (!Number.isInteger(i) || i < 0 || i >= this.size) return false;
     Atomics.store(this.opts.control, CTL.CRASH + i, 1);
     return true;
   }
