@@ -55,7 +55,7 @@ import { LeaseRenewer } from './renewer.js';
 import { acquireInstanceLock, type InstanceLock } from './instance-lock.js';
 import { foreignOnPort } from '../conn/port-owners.js';
 import { ensureBlackholeRoute, linkExists, removeBlackholeRoute, type HostRoute, type VxlanPeer } from '../netlink/index.js';
-import { peerCounters, snapshotStats } from './stats-view.js';
+import { peerCounters, snapshotStats, type PeerCounters } from './stats-view.js';
 import { readKernelDrops } from './kernel-drops.js';
 
 export const VERSION = '0.1.0';
@@ -68,7 +68,12 @@ const WORKERS_RUNNING_TIMEOUT_MS = 10_000;
 /** /healthz turns 503 when no worker has forwarded for this long. */
 const LIVENESS_BOUND_MS = 10_000;
 
-interface PeerState { lease: Lease; slot: number }
+/**
+ * `base`: the slot's counters when this peer took it (a freed slot is
+ * reused, and the counters are never reset under the workers); null until
+ * read after the commit that gave it the slot.
+ */
+interface PeerState { lease: Lease; slot: number; base: PeerCounters | null }
 /** A peer lease we do not route: another backend's (`mismatch`), or ours but unusable. */
 interface IgnoredPeer { lease: Lease; why: string; mismatch: boolean }
 
@@ -537,6 +542,7 @@ export class Daemon {
     const hostRoutes = new Map<string, HostRoute | null>();
     for (const ev of events) {
       const key = formatIpv4Prefix(ev.lease.subnet);
+      const prev = this.peers.get(key);
       const had = this.peers.delete(key);
       const wasIgnored = this.ignored.get(key);
       this.ignored.delete(key);
@@ -567,14 +573,31 @@ export class Daemon {
       }
       if (mac) vxlanChanges.set(key, { subnet: l.subnet, publicIp: l.attrs.publicIp, vtepMac: mac });
       hostRoutes.set(key, { dst: l.subnet, gw: l.attrs.publicIp });
-      this.peers.set(key, { lease: l, slot });
+      this.peers.set(key, { lease: l, slot, base: prev !== undefined && prev.slot === slot ? prev.base : null });
       this.log.info(`peer ${key} ${ev.type} at ${at}${mac ? ` (VtepMAC ${formatMac(mac)})` : ''}`);
     }
-    if (routes) await routes.commit();
+    if (routes) {
+      await routes.commit();
+      // Every worker has acked: a reused slot counts for its new peer only from here on.
+      for (const p of this.peers.values()) p.base ??= this.slotCounters(p.slot);
+    }
     if (this.kernel) await this.kernel.update(vxlanChanges);
     if (this.hostGw) await this.hostGw.update(hostRoutes);
     this.log.v(2, `applied ${events.length} peer events: ${this.peers.size} peers routed, ${this.ignored.size} ignored`
       + `${routes ? `, route table epoch ${routes.epoch}` : ''}`);
+  }
+
+  private slotCounters(slot: number): PeerCounters {
+    return this.statsBuf && this.statsLayout && slot >= 0
+      ? peerCounters(this.statsBuf, this.statsLayout, slot) : { txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0 };
+  }
+
+  /** A peer's counters since it took its slot. */
+  private peerCounts(p: PeerState): PeerCounters {
+    const c = this.slotCounters(p.slot);
+    const b = p.base ?? c;
+    return { txPackets: c.txPackets - b.txPackets, txBytes: c.txBytes - b.txBytes, rxPackets: c.rxPackets - b.rxPackets,
+      rxBytes: c.rxBytes - b.rxBytes };
   }
 
   /** Workers of the userspace data path (one wake eventfd each); 0 for the kernel's. */
@@ -643,9 +666,7 @@ export class Daemon {
       peers: [...this.peers.entries()].map(([key, p]) => ({
         subnet: key,
         publicIp: formatIpv4(p.lease.attrs.publicIp),
-        ...(this.statsBuf && this.statsLayout && p.slot >= 0
-          ? peerCounters(this.statsBuf, this.statsLayout, p.slot)
-          : { txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0 }),
+        ...this.peerCounts(p),
       })),
       totals: stats.totals,
       drops: stats.drops,

@@ -8,13 +8,14 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { iperf3Server, iperf3Client } from '../../src/testbed/index.js';
+import { iperf3Server, iperf3Client, ping } from '../../src/testbed/index.js';
 import { weftStatus } from '../../src/testbed/weft-node.js';
 import { rootSkip } from '../helpers/root.js';
+import { within } from '../helpers/traffic.js';
 import { LossProbe, iperf3Figures, type LossSite } from '../helpers/loss.js';
 import { WeftPair } from '../helpers/weft-pair.js';
 
-interface Peer { subnet: string; publicIp: string }
+interface Peer { subnet: string; publicIp: string; txPackets: number }
 
 describe('live route updates', { skip: rootSkip(), timeout: 120_000 }, () => {
   const pair = new WeftPair('wl', () => ['--workers=2']);
@@ -67,6 +68,26 @@ describe('live route updates', { skip: rootSkip(), timeout: 120_000 }, () => {
     } finally {
       await server.stop();
     }
+  });
+
+  test('a peer that takes a freed slot starts from zero, not with the previous peer\'s counters', async () => {
+    const counts = async (subnet: string): Promise<number | undefined> =>
+      ((await weftStatus(tb, nodes[0]!)) as { peers: Peer[] }).peers.find((p) => p.subnet === subnet)?.txPackets;
+    await putLease('10.244.252.0-24', '192.168.100.52');
+    await within(2000, async () => (await counts('10.244.252.0/24')) !== undefined, async () => 'peer 10.244.252.0/24 not routed');
+    // Sent towards an address nobody holds: weft counts them for the peer, the underlay drops them.
+    // No replies: ping sends until its deadline, so count what it says it sent.
+    const first = await ping(tb, pair.podA.ns, '10.244.252.1', { count: 5, intervalS: 0.05 });
+    assert.ok(first.sent > 0);
+    assert.equal(await counts('10.244.252.0/24'), first.sent, 'the first peer counted its packets');
+    await unlink(join(pair.dir, 'leases', '10.244.252.0-24'));
+    await within(2000, async () => (await counts('10.244.252.0/24')) === undefined, async () => 'peer 10.244.252.0/24 not removed');
+    await putLease('10.244.253.0-24', '192.168.100.53');
+    await within(2000, async () => (await counts('10.244.253.0/24')) !== undefined, async () => 'peer 10.244.253.0/24 not routed');
+    assert.equal(await counts('10.244.253.0/24'), 0, 'the new peer in the reused slot');
+    const second = await ping(tb, pair.podA.ns, '10.244.253.1', { count: 2, intervalS: 0.05 });
+    assert.equal(await counts('10.244.253.0/24'), second.sent);
+    await unlink(join(pair.dir, 'leases', '10.244.253.0-24'));
   });
 
   test('item 9: a transfer that loses datagrams says where: here the receiver\'s socket buffer, paused for 1 s', async (t) => {
