@@ -390,8 +390,9 @@ export function makeLane(init: WorkerInit, slots: Slots): Lane {
     } else {
       for (let o = 0; o < total; o += stride) {
         if (toPeer.full) {
-          stats[drops + DropReason.UDP_SEND_FAILED]++;
-          continue;
+          flushToPeer();
+          // The rest of this split is queued from its area next: keep the area taken.
+          splitUsed = at2 - splitBase + total;
         }
         toPeer.push(at2 + o, Math.min(stride, total - o), addr, port, peer);
       }

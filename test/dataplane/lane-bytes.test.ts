@@ -17,12 +17,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { allocSlots, makeLane, type WorkerBackend, type WorkerInit } from '../../src/dataplane/lane.js';
 import { createControlBlock, createStats, CTL, STAT } from '../../src/dataplane/layout.js';
-import { writeEcho } from '../../src/dataplane/warmup.js';
+import { writeEcho, writeTcp } from '../../src/dataplane/warmup.js';
 import { closeUdp, openUdp, udpPort } from '../../src/conn/udp.js';
 import { native } from '../../src/native/index.js';
 import { RouteTableReader, RouteTableWriter } from '../../src/route-table/index.js';
 import { ipv4HeaderChecksum } from '../../src/wire/checksum.js';
-import { VIRTIO_NET_HDR_LEN } from '../../src/offload/vnet.js';
+import { F_NEEDS_CSUM, GSO_TCPV4, VIRTIO_NET_HDR_LEN, VirtioNetHdr } from '../../src/offload/vnet.js';
 
 const LOOPBACK = 0x7f000001;
 const LOCAL_NET = 0x0af40100; // 10.244.1.0/24
@@ -136,3 +136,56 @@ for (const [kind, vnet] of CASES) {
     }
   });
 }
+
+test('TUN offload on, UDP GSO off: 8 super-packets of 45 segments in one read are all sent, none dropped as udp_send_failed', async () => {
+  // 360 segments are more than the send queue holds (4 × BATCH): it must be sent and refilled, not overflow.
+  const udpFd = openUdp({ addr: LOOPBACK, port: 0, reusePort: false });
+  const peer = createSocket('udp4');
+  await new Promise<void>((res) => peer.bind(0, '127.0.0.1', res));
+  let received = 0;
+  peer.on('message', () => { received++; });
+  let lane: ReturnType<typeof makeLane> | null = null;
+  try {
+    const writer = RouteTableWriter.create({ maxRoutes: 4, maxPeers: MAX_PEERS });
+    writer.setLocalSubnet(LOCAL_NET, 24);
+    writer.upsertPeer('peer', { addr: LOOPBACK, port: peer.address().port, subnet: PEER_NET, prefixLen: 24 });
+    await writer.commit();
+    const pathMtu = 1472;
+    const init: WorkerInit = {
+      index: 0, tunFd: 1_000_000, udpFd, wakeFd: -1, control: createControlBlock().buffer as SharedArrayBuffer, routes: writer.buffer,
+      stats: createStats(1, MAX_PEERS).buffer, maxPeers: MAX_PEERS, workers: 1, pathMtu,
+      offloads: { vnet: true, gso: false, gro: false, merge: 0 }, backend: { kind: 'udp' }, keepWarmMs: 0,
+    };
+    const slots = allocSlots(init);
+    lane = makeLane(init, slots);
+    const stats = new Float64Array(init.stats);
+    const reader = new RouteTableReader(writer.buffer, 0);
+    lane.use(reader, stats, new Int32Array(init.control), false);
+    // What a TSO read hands over: a virtio header (TCPv4, checksum to complete) and 45 MSS of payload.
+    const mss = pathMtu - 40;
+    const vh = new VirtioNetHdr();
+    for (let i = 0; i < 8; i++) {
+      const at = slots.tunOffs[i]!;
+      vh.reset(slots.slab, at).zero();
+      vh.flags = F_NEEDS_CSUM;
+      vh.gsoType = GSO_TCPV4;
+      vh.hdrLen = 40;
+      vh.gsoSize = mss;
+      vh.csumStart = 20;
+      vh.csumOffset = 16;
+      slots.tunLens[i] = VIRTIO_NET_HDR_LEN + writeTcp(slots.slab, at + VIRTIO_NET_HDR_LEN, POD_A, POD_B, 1000 + i * 45 * mss,
+        45 * mss, true, true);
+    }
+    assert.equal(lane.step(8), false);
+    const dropped = Array.from(stats.subarray(STAT.DROPS, STAT.DROPS + 32)).reduce((a, b) => a + b, 0);
+    assert.equal(stats[STAT.UDP_TX_PKTS], 360, `datagrams sent; drops ${dropped}`);
+    assert.equal(dropped, 0);
+    for (let i = 0; i < 100 && received === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(received > 0, 'the peer got datagrams');
+    reader.release();
+  } finally {
+    if (lane !== null) native.ioUnbind(lane.io);
+    peer.close();
+    closeUdp(udpFd);
+  }
+});
