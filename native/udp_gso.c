@@ -173,7 +173,7 @@ static bool prep_send(napi_env env, uint32_t i, uint32_t off, uint32_t len, uint
  * udpSendSeg(fd, slab, offs, lens, segs, addrs, ports, count, res?): number
  * of messages sent. res (Int32Array, >= 3 slots) gets [datagrams sent,
  * errno of the first message not sent (0 = none), GSO messages refused with
- * EIO].
+ * EIO (their datagrams sent again one by one, counted in the first slot)].
  */
 static napi_value udp_send_seg(napi_env env, napi_callback_info info) {
   GET_ARGS(9);
@@ -206,6 +206,26 @@ static napi_value udp_send_seg(napi_env env, napi_callback_info info) {
   }
 
   return udp_send_seg_run(env, fd, slab, slab_len, offs, lens, segs, addrs, ports, count, res);
+}
+
+/*
+ * Message i again as single datagrams, without UDP_SEGMENT: the kernel
+ * refused it as one GSO message (EIO). Returns the datagrams sent.
+ */
+static uint32_t resend_split(int fd, uint32_t i, uint8_t *slab) {
+  struct msghdr h = tl_msgs[i].msg_hdr;
+  struct iovec v;
+  uint32_t sent = 0;
+  h.msg_control = NULL;
+  h.msg_controllen = 0;
+  h.msg_iov = &v;
+  h.msg_iovlen = 1;
+  for (uint32_t o = 0; o < tl_len[i]; o += tl_seg[i]) {
+    v.iov_base = slab + tl_off[i] + o;
+    v.iov_len = tl_len[i] - o < tl_seg[i] ? tl_len[i] - o : tl_seg[i];
+    if (sendmsg(fd, &h, MSG_DONTWAIT) >= 0) sent++;
+  }
+  return sent;
 }
 
 napi_value udp_send_seg_run(napi_env env, int fd, uint8_t *slab, size_t slab_len, const uint32_t *offs,
@@ -245,10 +265,13 @@ napi_value udp_send_seg_run(napi_env env, int fd, uint8_t *slab, size_t slab_len
       if (poll(&p, 1, SEND_WAIT_MS) > 0 && (p.revents & POLLOUT)) continue;
       break;
     }
-    /* EIO on a GSO message: the route's device cannot take it (xfrm, or a
-       kernel that wants checksum offload for GSO). Counted apart so the
-       caller can switch GSO off and resend per datagram. */
-    if (e == EIO && tl_seg[done] > 0) eio++;
+    /* EIO on a GSO message: the route's device cannot take it (no
+       checksum offload, xfrm). Sent again datagram by datagram, and counted
+       apart so the caller stops queueing GSO runs. */
+    if (e == EIO && tl_seg[done] > 0) {
+      eio++;
+      datagrams += resend_split(fd, done, slab);
+    }
     /* The retry failed on message `done` alone (EMSGSIZE: a segment over
        the path MTU; ENETUNREACH, EPERM, EINVAL, EIO ...): skip it. */
     done++;

@@ -163,6 +163,16 @@ export function createMetrics(source: MetricsSource, opts: MetricsOptions): Weft
     },
   });
   new Counter({
+    name: 'weft_udp_gso_fallbacks_total',
+    help: 'UDP GSO sends the kernel refused (EIO), sent again as single datagrams; the worker sends without GSO from then on.',
+    registers,
+    async collect() {
+      const s = await snap();
+      this.reset();
+      this.inc(nn(s.totals.udp_gso_fallbacks));
+    },
+  });
+  new Counter({
     name: 'weft_kernel_drops_total',
     help: 'Packets the kernel dropped before weft saw them: udp_socket (receive buffer full), tun_queue (TUN queue full).',
     labelNames: ['where'], registers,

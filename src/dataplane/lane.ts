@@ -170,7 +170,9 @@ export function makeLane(init: WorkerInit, slots: Slots): Lane {
   const base = w * WORKER_STRIDE;
   const drops = base + STAT.DROPS;
   const peerBase = statsLayout(init.workers, init.maxPeers).peerBase(w);
-  const { vnet, gso, gro, merge } = init.offloads;
+  const { vnet, gro, merge } = init.offloads;
+  // Off for good once the kernel refuses a GSO send (EIO: a route whose device cannot take it).
+  let gso = init.offloads.gso;
   const hdr = vnet ? VIRTIO_NET_HDR_LEN : 0;
   const { slab, tunOffs, tunLens, udpOffs, udpLens, udpSegs, udpAddrs, udpPorts, cap } = slots;
   const { replyBase, replySlot, replySlots, splitBase, splitCap, splitMax, mergeBase, mergeCap } = slots;
@@ -229,6 +231,10 @@ export function makeLane(init: WorkerInit, slots: Slots): Lane {
     // The bound send (ioBind): the queue's arrays are not re-read as
     // arguments; segs are 0 (no UDP_SEGMENT) unless gso queued runs.
     ioSend(io, dry ? 0 : n);
+    if (sendRes[2]! > 0) {
+      stats[base + STAT.GSO_FALLBACKS] += sendRes[2]!;
+      gso = false;
+    }
     let bytes = 0;
     for (let i = 0; i < n; i++) {
       const len = toPeer.lens[i]!;

@@ -53,6 +53,8 @@ export const STAT = {
   RESTARTS: 12,
   /** Dry turns the keep-warm ticks ran (two per tick: a ping out, its reply in). */
   KEEP_WARM_TURNS: 13,
+  /** GSO sends the kernel refused with EIO, sent again as single datagrams; GSO is then off in that worker. */
+  GSO_FALLBACKS: 14,
   DROPS: 16,
 } as const;
 /**
@@ -66,6 +68,7 @@ export const SUMMED_STATS: readonly (readonly [name: string, slot: number])[] = 
   ['tun_tx_packets', STAT.TUN_TX_PKTS], ['tun_tx_bytes', STAT.TUN_TX_BYTES],
   ['icmp_sent', STAT.ICMP_SENT], ['tun_read_batches', STAT.TUN_READ_BATCHES],
   ['udp_recv_batches', STAT.UDP_RECV_BATCHES], ['keep_warm_turns', STAT.KEEP_WARM_TURNS],
+  ['udp_gso_fallbacks', STAT.GSO_FALLBACKS],
 ];
 export const WORKER_STRIDE = STAT.DROPS + 32;
 if (DROP_REASON_COUNT > 32) throw new Error('WORKER_STRIDE too small for the drop reasons');

@@ -7,6 +7,10 @@ import { needsRoot } from '../helpers/root.js';
 import { createNetns, deleteNetns, runInNetns } from '../native/netns.js';
 import { GSO_MAX_BYTES, gso, judgeUdpOffloadProbe, planGso } from '../../src/conn/gso.js';
 import { patternBytes } from './gso-pattern.js';
+import { buildEioPreload } from '../helpers/eio-preload.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const CHILD = fileURLToPath(new URL('./child-gso.js', import.meta.url));
 // Sender side (ns A) and receiver side (ns B) of one veth; B has two addresses.
@@ -91,6 +95,27 @@ test('udpSendSeg: 65507 bytes in 1400-byte segments reach a plain receiver as 47
     assert.deepEqual(s!.lens, [...Array<number>(46).fill(1400), GSO_MAX_BYTES - 46 * 1400]);
     assert.ok(s!.segs.every((x) => x === 0));
     assert.ok(Buffer.from(s!.data, 'base64').equals(concat([patternBytes(0, GSO_MAX_BYTES)])));
+  });
+
+test('udpSendSeg: a GSO message the kernel refuses with EIO goes out as single datagrams, counted apart',
+  async (t) => {
+    if (!needsRoot(t)) return;
+    // This kernel takes GSO on any device (no xfrm here): EIO is injected (test/helpers/eio-preload.c).
+    const dir = mkdtempSync(join(tmpdir(), 'weft-eio-'));
+    try {
+      const so = buildEioPreload(dir);
+      const rx = startRecv<{ sockets: RecvSocket[] }>(nsB, ['0', String(GSO_MAX_BYTES), '5000', `${B1}:7005`]);
+      await rx.ready;
+      const tx = runInNetns<{ sent: number; res: number[] }>(nsA, CHILD,
+        ['send', JSON.stringify([{ to: `${B1}:7005`, len: GSO_MAX_BYTES, seg: 1400 }])], 15_000, ['env', `LD_PRELOAD=${so}`]);
+      // No message went out whole; its 47 datagrams did; EIO (5) is the first errno; one GSO message refused.
+      assert.deepEqual(tx, { sent: 0, res: [47, 5, 1] });
+      const [s] = (await rx.done).sockets;
+      assert.deepEqual(s!.lens, [...Array<number>(46).fill(1400), GSO_MAX_BYTES - 46 * 1400]);
+      assert.ok(Buffer.from(s!.data, 'base64').equals(concat([patternBytes(0, GSO_MAX_BYTES)])));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
 // 65000 bytes, not 65507: a GSO skb whose length with the Ethernet header

@@ -15,6 +15,8 @@ import { closeSync, constants, mkdtempSync, openSync, readSync, rmSync, writeSyn
 import { createSocket, type RemoteInfo } from 'node:dgram';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildEioPreload } from '../helpers/eio-preload.js';
 import { allocSlots, makeLane, type WorkerBackend, type WorkerInit } from '../../src/dataplane/lane.js';
 import { createControlBlock, createStats, CTL, STAT } from '../../src/dataplane/layout.js';
 import { writeEcho, writeTcp } from '../../src/dataplane/warmup.js';
@@ -187,5 +189,19 @@ test('TUN offload on, UDP GSO off: 8 super-packets of 45 segments in one read ar
     if (lane !== null) native.ioUnbind(lane.io);
     peer.close();
     closeUdp(udpFd);
+  }
+});
+
+test('a GSO send refused with EIO: its segments are sent one by one, counted, and the worker sends without GSO from then on', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-lane-eio-'));
+  try {
+    const so = buildEioPreload(dir);
+    const child = fileURLToPath(new URL('./child-lane-eio.js', import.meta.url));
+    const out = execFileSync(process.execPath, [child], { env: { ...process.env, LD_PRELOAD: so }, encoding: 'utf8', timeout: 15_000 });
+    const r = JSON.parse(out.trim().split('\n').pop()!) as { turns: { fallbacks: number; sent: number }[]; drops: number };
+    // Turn 1: one GSO run refused, its 45 datagrams resent. Turn 2: no GSO run, so no EIO: 45 more.
+    assert.deepEqual(r, { turns: [{ fallbacks: 1, sent: 45 }, { fallbacks: 1, sent: 90 }], drops: 0 });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
