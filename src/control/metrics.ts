@@ -153,6 +153,16 @@ export function createMetrics(source: MetricsSource, opts: MetricsOptions): Weft
     },
   });
   new Counter({
+    name: 'weft_icmp_rate_limited_total',
+    help: 'ICMP errors not sent: over the per-destination, per-type rate (burst 6, then 1 per second; frag-needed exempt).',
+    registers,
+    async collect() {
+      const s = await snap();
+      this.reset();
+      this.inc(nn(s.totals.icmp_rate_limited));
+    },
+  });
+  new Counter({
     name: 'weft_keep_warm_turns_total',
     help: 'Dry forwarding turns idle workers ran to keep the path in CPU cache (--keep-warm; two per tick).',
     registers,

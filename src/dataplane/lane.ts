@@ -203,7 +203,7 @@ export function makeLane(init: WorkerInit, slots: Slots): Lane {
   const icmpToTun = new PacketQueue(2 * BATCH);
   const be = init.backend;
   const makePath = (table: RouteTableReader, counterArray: Float64Array): EncapPath => {
-    const counters = { stats: counterArray, dropBase: drops, icmpSlot: base + STAT.ICMP_SENT };
+    const counters = { stats: counterArray, dropBase: drops, icmpSlot: base + STAT.ICMP_SENT, icmpLimitedSlot: base + STAT.ICMP_RATE_LIMITED };
     return be.kind === 'udp'
       ? new FlannelUdpPath(table, counters, init.pathMtu, replies, hdr)
       : new VxlanPath(table, counters, init.pathMtu, replies, {

@@ -55,6 +55,8 @@ export const STAT = {
   KEEP_WARM_TURNS: 13,
   /** GSO sends the kernel refused with EIO, sent again as single datagrams; GSO is then off in that worker. */
   GSO_FALLBACKS: 14,
+  /** ICMP errors the per-destination rate limit held back (encap/ipv4-checks.ts). */
+  ICMP_RATE_LIMITED: 15,
   DROPS: 16,
 } as const;
 /**
@@ -68,7 +70,7 @@ export const SUMMED_STATS: readonly (readonly [name: string, slot: number])[] = 
   ['tun_tx_packets', STAT.TUN_TX_PKTS], ['tun_tx_bytes', STAT.TUN_TX_BYTES],
   ['icmp_sent', STAT.ICMP_SENT], ['tun_read_batches', STAT.TUN_READ_BATCHES],
   ['udp_recv_batches', STAT.UDP_RECV_BATCHES], ['keep_warm_turns', STAT.KEEP_WARM_TURNS],
-  ['udp_gso_fallbacks', STAT.GSO_FALLBACKS],
+  ['udp_gso_fallbacks', STAT.GSO_FALLBACKS], ['icmp_rate_limited', STAT.ICMP_RATE_LIMITED],
 ];
 export const WORKER_STRIDE = STAT.DROPS + 32;
 if (DROP_REASON_COUNT > 32) throw new Error('WORKER_STRIDE too small for the drop reasons');

@@ -22,6 +22,8 @@ export interface UdpPathCounters {
   readonly stats: Float64Array;
   readonly dropBase: number;
   readonly icmpSlot: number;
+  /** Counter of ICMP errors the rate limit held back. */
+  readonly icmpLimitedSlot: number;
 }
 
 export class FlannelUdpPath {
@@ -43,7 +45,7 @@ export class FlannelUdpPath {
   ) {
     this.stats = counters.stats;
     this.dropBase = counters.dropBase;
-    this.icmp = new IcmpReplier(rt, replies, counters.stats, counters.icmpSlot);
+    this.icmp = new IcmpReplier(rt, replies, counters.stats, counters.icmpSlot, counters.icmpLimitedSlot);
     this.router = new EgressRouter(rt, this.icmp, counters.stats, counters.dropBase, pathMtu, tunHdrLen,
       { hop: true, needsMac: false });
   }

@@ -48,25 +48,47 @@ export function acceptFromPeer(ip: Ipv4Header, rt: RouteTableReader, src: number
   return peer;
 }
 
+/** Hashed destinations per type the ICMP limiter tracks: 2^8. */
+const ICMP_BUCKET_BITS = 8;
+const ICMP_BUCKETS = 1 << ICMP_BUCKET_BITS;
+/** Linux's per-destination defaults: one error per icmp_ratelimit (1000 ms), bursts of 6. */
+export const ICMP_INTERVAL_MS = 1000;
+export const ICMP_BURST = 6;
+
 /**
  * Writes ICMP errors from our tunnel address into the batch's reply area
  * and queues them; silently does nothing when the queue or the area is
  * full or RFC 1812 forbids an error about that packet. `hdr` zeroed bytes
  * of virtio_net_hdr go in front when the error is bound for a TUN opened
  * with IFF_VNET_HDR (the reply slots must have room for them).
+ *
+ * Errors are rate-limited per destination and type (RFC 1812 4.3.2.8), as
+ * Linux limits its own: a burst of ICMP_BURST, then one per
+ * ICMP_INTERVAL_MS. Fragmentation-needed is exempt, as in Linux: path MTU
+ * discovery must not wait, and it only answers the sender's own oversize
+ * packets.
  */
 export class IcmpReplier {
+  /** Per (type, hashed destination): when the next error is due, GCRA style. */
+  private readonly due = new Float64Array(2 * ICMP_BUCKETS);
+
   constructor(
     private readonly rt: RouteTableReader,
     private readonly replies: ReplyArea,
     private readonly stats: Float64Array,
     /** Counter slot incremented per error queued. */
     private readonly icmpSlot: number,
+    /** Counter slot incremented per error the rate limit held back. */
+    private readonly limitedSlot: number,
   ) {}
 
   send(buf: Uint8Array, off: number, len: number, type: number, code: number, mtu: number,
     q: PacketQueue, addr: number, port: number, hdr = 0): void {
     if (q.full || !shouldSendIcmpError(buf, off, len)) return;
+    if (!(type === ICMP_DEST_UNREACH && code === ICMP_FRAG_NEEDED) && !this.allow(buf, off, type)) {
+      this.stats[this.limitedSlot]++;
+      return;
+    }
     const at = this.replies.take();
     if (at < 0) return;
     const n = buildIcmpError(buf, at + hdr, type, code, mtu, buf, off, len, this.rt.localNet);
@@ -74,6 +96,17 @@ export class IcmpReplier {
     if (hdr > 0) buf.fill(0, at, at + hdr);
     q.push(at, n + hdr, addr, port, -1);
     this.stats[this.icmpSlot]++;
+  }
+
+  /** Whether an error of `type` to the offending packet's source is within its rate. */
+  private allow(buf: Uint8Array, off: number, type: number): boolean {
+    const dst = (buf[off + 12]! << 24) | (buf[off + 13]! << 16) | (buf[off + 14]! << 8) | buf[off + 15]!;
+    const i = (type === ICMP_TIME_EXCEEDED ? ICMP_BUCKETS : 0) + (Math.imul(dst, 0x9e3779b1) >>> (32 - ICMP_BUCKET_BITS));
+    const now = performance.now();
+    const due = Math.max(this.due[i]!, now);
+    if (due - now > (ICMP_BURST - 1) * ICMP_INTERVAL_MS) return false;
+    this.due[i] = due + ICMP_INTERVAL_MS;
+    return true;
   }
 }
 

@@ -97,7 +97,7 @@ export class VxlanPath {
     }
     this.stats = counters.stats;
     this.dropBase = counters.dropBase;
-    this.icmp = new IcmpReplier(rt, replies, counters.stats, counters.icmpSlot);
+    this.icmp = new IcmpReplier(rt, replies, counters.stats, counters.icmpSlot, counters.icmpLimitedSlot);
     this.vni = opts.vni;
     this.localMac = Uint8Array.from(opts.localMac);
     this.port = opts.port;

@@ -25,7 +25,7 @@ async function setup(tunHdrLen = 0) {
   const stats = new Float64Array(64);
   const buf = new Uint8Array(128 * 1024);
   const replies = new ReplyArea(96 * 1024, 576, 8);
-  const path = new FlannelUdpPath(rt, { stats, dropBase: 16, icmpSlot: 1 }, PATH_MTU, replies, tunHdrLen);
+  const path = new FlannelUdpPath(rt, { stats, dropBase: 16, icmpSlot: 1, icmpLimitedSlot: 2 }, PATH_MTU, replies, tunHdrLen);
   const out = new PacketQueue(8);
   const toTun = new PacketQueue(8);
   return { w, rt, slot, stats, buf, path, out, toTun, replies };
@@ -187,8 +187,9 @@ test('ingress: TTL 1 → time-exceeded sent back to the peer', async () => {
 test('ICMP replies stop when the reply area is full (no overrun)', async () => {
   const { buf, path, out, toTun, replies } = await setup();
   const q = new PacketQueue(64);
+  // Frag-needed: the one error the rate limit lets through unlimited.
   for (let i = 0; i < 20; i++) {
-    const len = packet(buf, 0, { src: POD_A, dst: parseIpv4('10.9.9.9') });
+    const len = packet(buf, 0, { src: POD_A, dst: POD_B, len: PATH_MTU + 100, df: true });
     path.egress(buf, 0, len, out, q);
   }
   assert.equal(q.count, replies.slots);
@@ -215,4 +216,30 @@ test('route(): a GSO super-packet larger than the path MTU with DF is routed, no
   assert.equal(toTun.count, 0);
   assert.equal(stats.reduce((a, b) => a + b, 0), 0);
   assert.equal(new Ipv4Header().reset(buf, 0).ttl, 63);
+});
+
+test('ICMP errors are rate-limited per destination and type (burst 6, then 1 per second); frag-needed is not', async () => {
+  const { buf, path, out, replies, stats } = await setup();
+  const NOWHERE = parseIpv4('10.9.9.9');
+  const POD_C = parseIpv4('10.244.1.3');
+  /** `n` packets from `src` through egress, each in a fresh turn; the errors queued. */
+  const errors = (n: number, p: Pkt): number => {
+    let sent = 0;
+    for (let i = 0; i < n; i++) {
+      replies.reset();
+      const toTun = new PacketQueue(8);
+      path.egress(buf, 0, packet(buf, 0, p), out, toTun);
+      out.count = 0;
+      sent += toTun.count;
+    }
+    return sent;
+  };
+  assert.equal(errors(20, { src: POD_A, dst: NOWHERE }), 6, 'net-unreachable to pod A: the burst');
+  assert.equal(stats[2], 14, 'held back, counted');
+  assert.equal(errors(20, { src: POD_C, dst: NOWHERE }), 6, 'another destination has its own budget');
+  assert.equal(errors(20, { src: POD_A, dst: POD_B, ttl: 1 }), 6, 'time-exceeded to pod A: its own budget');
+  assert.equal(errors(20, { src: POD_A, dst: POD_B, len: PATH_MTU + 100, df: true }), 20, 'frag-needed: not limited');
+  assert.equal(stats[1], 38, 'ICMP sent counter');
+  await new Promise((r) => setTimeout(r, 1100));
+  assert.equal(errors(5, { src: POD_A, dst: NOWHERE }), 1, 'one more per second');
 });

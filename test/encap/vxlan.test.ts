@@ -47,7 +47,7 @@ async function setup(gbp = false) {
   const stats = new Float64Array(64);
   const buf = new Uint8Array(128 * 1024).fill(0xa5);
   const replies = new ReplyArea(96 * 1024, 576, 8);
-  const path = new VxlanPath(rt, { stats, dropBase: 16, icmpSlot: 1 }, PATH_MTU, replies,
+  const path = new VxlanPath(rt, { stats, dropBase: 16, icmpSlot: 1, icmpLimitedSlot: 2 }, PATH_MTU, replies,
     { vni: 1, localMac: MAC_A, port: 8472, gbp, hashSeed: 0x5eed });
   const out = new PacketQueue(8);
   const toTun = new PacketQueue(8);
@@ -104,7 +104,7 @@ test('egress: source port in the kernel range, stable per flow, symmetric, diffe
   const rtB = new RouteTableReader(w.buffer, 0);
   await w.commit();
   rtB.refresh();
-  const pathB = new VxlanPath(rtB, { stats: new Float64Array(64), dropBase: 16, icmpSlot: 1 }, PATH_MTU,
+  const pathB = new VxlanPath(rtB, { stats: new Float64Array(64), dropBase: 16, icmpSlot: 1, icmpLimitedSlot: 2 }, PATH_MTU,
     new ReplyArea(96 * 1024, 576, 8), { vni: 1, localMac: MAC_B, port: 8472, gbp: false, hashSeed: 0x5eed });
   const q = new PacketQueue(4);
   const len = place(buf, H, INNER_REPLY);
@@ -280,7 +280,7 @@ test('ingress: the TTL is left to the kernel (no decrement, no time-exceeded to 
 
 test('constructor rejects a bad VNI, a multicast MAC, a bad port', async () => {
   const { rt, replies } = await setup();
-  const c = { stats: new Float64Array(64), dropBase: 16, icmpSlot: 1 };
+  const c = { stats: new Float64Array(64), dropBase: 16, icmpSlot: 1, icmpLimitedSlot: 2 };
   const ok = { vni: 1, localMac: MAC_A, port: 8472, gbp: false };
   assert.throws(() => new VxlanPath(rt, c, 1450, replies, { ...ok, vni: 1 << 24 }), (e) => isWeftError(e, 'ECONFIG'));
   assert.throws(() => new VxlanPath(rt, c, 1450, replies, { ...ok, localMac: parseMac('01:00:5e:00:00:01') }), (e) => isWeftError(e, 'ECONFIG'));
@@ -290,7 +290,7 @@ test('constructor rejects a bad VNI, a multicast MAC, a bad port', async () => {
 
 test('egress: a configured source port range is honoured', async () => {
   const { rt, replies, buf } = await setup();
-  const c = { stats: new Float64Array(64), dropBase: 16, icmpSlot: 1 };
+  const c = { stats: new Float64Array(64), dropBase: 16, icmpSlot: 1, icmpLimitedSlot: 2 };
   const path = new VxlanPath(rt, c, 1450, replies, { vni: 1, localMac: MAC_A, port: 8472, gbp: false, srcPortMin: 1000, srcPortMax: 1010 });
   const out = new PacketQueue(8);
   for (const p of [INNER_UDP_1, INNER_UDP_2, INNER_PING]) {
