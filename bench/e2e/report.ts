@@ -30,8 +30,8 @@ export interface PingSample {
   /**
    * CPU time of the tunnel daemons' threads over the ping's wall time, % of
    * one core (null without a daemon): what a daemon spends on sparse
-   * traffic, including what it spends to stay ready for it (for weft about
-   * half is its keep-warm ticks; see docs/configuration.md#keep-warm).
+   * traffic, including what it spends to stay ready for it (with
+   * --keep-warm, its ticks; see docs/configuration.md#keep-warm).
    */
   daemonCpuPct: number | null;
 }

@@ -75,7 +75,7 @@ export const FLAGS = [
   { name: 'offload-coalesce', type: 'bool', default: true, weft: true, help: 'merge received TCP/UDP segments into super-packets before the TUN write (needs offload-tun)' },
   { name: 'log-format', type: 'string', default: 'text', weft: true, help: 'text: klog lines as flanneld writes them; json: one JSON object per line (ts, level, msg, fields)' },
   { name: 'metrics-per-peer', type: 'bool', default: false, weft: true, help: 'also export per-peer packet and byte series on /metrics (four per peer: grows with the cluster)' },
-  { name: 'keep-warm', type: 'int', default: 1, weft: true, help: 'for 1 s after its last packet an idle worker runs a dry forwarding turn every this many ms, so a packet after a pause finds the path in CPU cache (0 = off)' },
+  { name: 'keep-warm', type: 'int', default: 0, weft: true, help: 'for 1 s after its last packet an idle worker runs a dry forwarding turn every this many ms, so a packet after a pause finds the path in CPU cache (0 = off, the default)' },
 ] as const satisfies readonly FlagSpec[];
 
 export interface Flags {

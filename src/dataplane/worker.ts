@@ -8,7 +8,7 @@
  * V8's optimizing compiler up on synthetic packets (warmup.ts) and then
  * tells the supervisor it is running.
  *
- * Keep-warm (--keep-warm, on by default): a packet after a pause of a few
+ * Keep-warm (--keep-warm, off by default): a packet after a pause of a few
  * milliseconds finds the worker's code and data evicted from the CPU
  * caches, and on the bench testbed that cost about 40 µs per hop where the
  * warm path takes under 10 (a 10 ms ping: 0.40 ms round trip against

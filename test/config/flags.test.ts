@@ -53,7 +53,7 @@ test('flags: defaults match flanneld', () => {
     controlSocket: '/run/weft/weft.sock',
     tunName: 'flannel0',
     testHooks: false,
-    keepWarm: 1,
+    keepWarm: 0,
   };
   for (const [k, v] of Object.entries(want)) assert.deepEqual((flags as unknown as Record<string, unknown>)[k], v, k);
   // Every table entry has a field, named by flagKey.
