@@ -3,7 +3,7 @@
  * payload, no header of our own. Decisions only — the worker does the I/O.
  *
  * Egress (TUN → UDP) and ingress (UDP → TUN) both decrement the TTL, as
- * flannel's proxy does. weft goes further than flannel (DESIGN.md §1):
+ * flannel's proxy does. weft goes further than flannel (docs/design.md §1.4):
  * longest-prefix match, ICMP time-exceeded and fragmentation-needed, and
  * ingress accepts a datagram only from a known peer whose subnet holds the
  * inner source, addressed into our own subnet.

@@ -1,6 +1,6 @@
 /**
  * The inner-IPv4 decisions every backend makes, shared so flannel-udp and
- * vxlan judge a packet the same way (DESIGN.md §1 "weft goes further").
+ * vxlan judge a packet the same way (docs/design.md §1.4).
  * Decisions only: each returns a DropReason (or a peer slot) and never
  * allocates or throws; the caller counts the drop.
  */

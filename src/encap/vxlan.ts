@@ -13,7 +13,7 @@
  * on the wire is then byte for byte what the kernel would send (checked
  * against a capture in test/encap/vxlan.test.ts).
  *
- * weft's extra checks (DESIGN.md §1, shared with flannel-udp through
+ * weft's extra checks (docs/design.md §1.4, shared with flannel-udp through
  * ipv4-checks.ts): longest-prefix match with ICMP net-unreachable and
  * frag-needed, and ingress only from a known peer whose subnet holds the
  * inner source, addressed into our subnet.

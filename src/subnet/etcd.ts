@@ -1,6 +1,6 @@
 /**
  * The etcd v3 lease store: the same keys and values flanneld writes, so weft
- * and flanneld nodes share one etcd (DESIGN.md §1 "Leases in etcd").
+ * and flanneld nodes share one etcd (docs/design.md §1.2).
  *
  * What this relies on (flannel-io/flannel pkg/subnet/etcd, v0.2x):
  * - config at `<prefix>/config`; leases at `<prefix>/subnets/<10.244.1.0-24>`

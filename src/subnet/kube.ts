@@ -1,7 +1,7 @@
 /**
  * Leases from Kubernetes Node objects (`--kube-subnet-mgr`), with
  * flanneld's exact annotations so weft and flanneld nodes share a cluster
- * (DESIGN.md §1 "Leases from Kubernetes").
+ * (docs/design.md §1.2).
  *
  * What this relies on (flannel-io/flannel pkg/subnet/kube/kube.go and
  * annotations.go, v0.2x):

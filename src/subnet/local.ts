@@ -1,7 +1,7 @@
 /**
  * weft's embedded lease store: the leases of every node of one machine (or
  * of a small static cluster sharing a filesystem) as files in one
- * directory. Same semantics as flannel's etcd store (DESIGN.md §1):
+ * directory. Same semantics as flannel's etcd store (docs/design.md §1.2):
  *
  * - one file per lease, named by flannel's key ("10.244.1.0-24"), holding
  *   exactly flannel's lease value JSON;

@@ -1,7 +1,7 @@
 /**
  * The interface every lease store implements (local directory, etcd v3,
  * Kubernetes node objects). The semantics are flannel's etcd ones
- * (DESIGN.md §1 "Leases in etcd"), so the control plane does not care
+ * (docs/design.md §1.2), so the control plane does not care
  * which store it talks to.
  */
 import type { NetConf } from '../config/net-conf.js';

@@ -5,7 +5,7 @@ import { isWeftError } from '../../src/errors.js';
 import { parseIpv4, parseIpv4Prefix } from '../../src/wire/ipv4-addr.js';
 import { captureLog } from '../helpers/log.js';
 
-// What flanneld v0.2x writes to etcd (DESIGN.md §1), byte for byte.
+// What flanneld v0.2x writes to etcd (docs/design.md §1.2), byte for byte.
 const UDP_GOLDEN = '{"PublicIP":"192.168.64.3","PublicIPv6":null}';
 const VXLAN_GOLDEN =
   '{"PublicIP":"192.168.64.3","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}}';
