@@ -47,7 +47,7 @@ const replies = new ReplyArea(3 * BATCH * SLOT, 576, 16);
 const stats = new Float64Array(64);
 const counters = { stats, dropBase: 16, icmpSlot: 1, icmpLimitedSlot: 2 };
 const udp = new FlannelUdpPath(rt, counters, 1472, replies);
-const vx = new VxlanPath(rt, counters, 1450, replies, { vni: 1, localMac: LOCAL_MAC, port: 8472, gbp: false, hashSeed: 1 });
+const vx = new VxlanPath(rt, counters, 1450, replies, { vni: 1, localMac: LOCAL_MAC, port: 8472, gbp: false });
 const out = new PacketQueue(BATCH);
 const toTun = new PacketQueue(BATCH);
 

@@ -23,16 +23,6 @@ import { native, nativeLoadError } from '../native/index.js';
 export const GSO_MAX_SEGMENTS = 64;
 /** Most bytes in one message: 65535 - 20 (IPv4) - 8 (UDP). */
 export const GSO_MAX_BYTES = 65_507;
-/**
- * Largest message planGso builds by default. The kernel segments a GSO skb
- * in software when its length *with the L2 header* reaches the device's
- * gso_max_size (65536 by default; gso_features_check): still correct on
- * the wire, but it costs sender CPU and, over a veth, the receiver then
- * gets separate datagrams instead of one GRO run. Measured on 6.18 over
- * veth: 65493 bytes stays one run, 65494 does not. 65000 leaves room for
- * VLAN/other L2 headers and still fits 46 × 1400-byte segments.
- */
-export const GSO_PLAN_MAX_BYTES = 65_000;
 /** Receive cap a GRO socket needs: a coalesced run is up to 64 KB. */
 export const GRO_RECV_CAP = 65_535;
 
@@ -40,7 +30,7 @@ export const GRO_RECV_CAP = 65_535;
 export const SEND_RES_DATAGRAMS = 0;
 /** errno of the first message not sent (0 = all sent), e.g. EAGAIN, EMSGSIZE. */
 export const SEND_RES_ERRNO = 1;
-/** GSO messages the kernel refused with EIO: the path cannot do GSO; turn it off. */
+/** GSO messages the kernel refused with EIO (their datagrams were resent one by one). */
 export const SEND_RES_EIO = 2;
 export const SEND_RES_LEN = 3;
 
@@ -132,58 +122,6 @@ export function udpRecvGro(fd: number, slab: Uint8Array, offs: Uint32Array, cap:
   lens: Uint32Array, segs: Uint32Array, addrs: Uint32Array, ports: Uint32Array,
   max: number): number {
   return gso.udpRecvGro(fd, slab, offs, cap, lens, segs, addrs, ports, max);
-}
-
-/** Datagrams in a received message: 1 unless GRO coalesced a run. */
-export function groDatagrams(len: number, seg: number): number {
-  return seg > 0 && len > seg ? Math.ceil(len / seg) : 1;
-}
-
-/**
- * Groups a batch of outgoing datagrams into GSO messages, never reordering:
- * consecutive datagrams i..j become one message when they lie back to back
- * in the slab (offs[k+1] = offs[k] + lens[k]), go to the same addr:port,
- * all but the last have the first one's length and the last is not longer,
- * and the run stays within GSO_MAX_SEGMENTS and maxBytes (<= GSO_MAX_BYTES;
- * see GSO_PLAN_MAX_BYTES for why the default is lower). Writes the
- * messages to m* (same length as the inputs suffices) with mSegs = 0 for a
- * lone datagram; returns the message count. Allocates nothing.
- */
-export function planGso(offs: Uint32Array, lens: Uint32Array, addrs: Uint32Array,
-  ports: Uint32Array, n: number, mOffs: Uint32Array, mLens: Uint32Array, mSegs: Uint32Array,
-  mAddrs: Uint32Array, mPorts: Uint32Array, maxBytes = GSO_PLAN_MAX_BYTES): number {
-  const limit = Math.min(maxBytes, GSO_MAX_BYTES);
-  let m = 0;
-  let i = 0;
-  while (i < n) {
-    const seg = lens[i]!;
-    const addr = addrs[i]!;
-    const port = ports[i]!;
-    let total = seg;
-    let end = offs[i]! + seg;
-    let j = i + 1;
-    // A zero-length datagram cannot be a segment size.
-    if (seg > 0) {
-      while (j < n && j - i < GSO_MAX_SEGMENTS) {
-        const len = lens[j]!;
-        if (offs[j] !== end || addrs[j] !== addr || ports[j] !== port || len > seg || len === 0 ||
-          total + len > limit) break;
-        total += len;
-        end += len;
-        j++;
-        // A shorter datagram can only be the last of a run.
-        if (len < seg) break;
-      }
-    }
-    mOffs[m] = offs[i]!;
-    mLens[m] = total;
-    mSegs[m] = j - i > 1 ? seg : 0;
-    mAddrs[m] = addr;
-    mPorts[m] = port;
-    m++;
-    i = j;
-  }
-  return m;
 }
 
 // ---- start-up self-test ----------------------------------------------------

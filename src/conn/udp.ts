@@ -55,14 +55,6 @@ export function openUdp(opts: UdpOptions): number {
 }
 
 /** The bound port (useful after binding port 0). */
-export function udpPort(fd: number): number {
-  return native.udpLocalPort(fd);
-}
-
-export function closeUdp(fd: number): void {
-  native.close(fd);
-}
-
 /**
  * Attaches a classic BPF program to the reuseport group of `fd` that picks
  * the receiving socket (of `sockets`, in bind order) from the inner IPv4

@@ -273,7 +273,6 @@ export class Daemon {
     } else if (plan.kind === 'udp' || plan.kind === 'vxlan') {
       const backend: WorkerBackend = plan.kind === 'udp' ? { kind: 'udp' } : {
         kind: 'vxlan', vni: plan.vni, mac: [...this.vtepMac!], port: plan.port, gbp: plan.gbp,
-        hashSeed: (Math.random() * 0x100000000) | 0,
       };
       const tunName = plan.kind === 'udp' ? f.tunName : `flannel.${plan.vni}`;
       await this.setUpDataPlane(workers, plan.port, mtu, lease, conf.network, tunName, backend);

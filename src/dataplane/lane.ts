@@ -36,7 +36,7 @@ export interface WorkerOffloads {
 export type WorkerBackend =
   | { readonly kind: 'udp' }
   | { readonly kind: 'vxlan'; readonly vni: number; readonly mac: readonly number[]; readonly port: number;
-    readonly gbp: boolean; readonly hashSeed: number };
+    readonly gbp: boolean };
 
 export interface WorkerInit {
   readonly index: number;
@@ -207,7 +207,7 @@ export function makeLane(init: WorkerInit, slots: Slots): Lane {
     return be.kind === 'udp'
       ? new FlannelUdpPath(table, counters, init.pathMtu, replies, hdr)
       : new VxlanPath(table, counters, init.pathMtu, replies, {
-        vni: be.vni, localMac: Uint8Array.from(be.mac), port: be.port, gbp: be.gbp, hashSeed: be.hashSeed,
+        vni: be.vni, localMac: Uint8Array.from(be.mac), port: be.port, gbp: be.gbp,
         tunHdrLen: hdr,
       });
   };

@@ -32,7 +32,6 @@ import type { RouteTableReader } from '../route-table/index.js';
 import type { UdpPathCounters } from './flannel-udp.js';
 import type { PacketQueue, ReplyArea } from './queue.js';
 import { EgressRouter, IcmpReplier, acceptFromPeer, checkInnerIpv4 } from './ipv4-checks.js';
-import { LOCAL_PORT_MAX, LOCAL_PORT_MIN, flowHash, vxlanSourcePort } from './flow-hash.js';
 
 /** Bytes written in front of the inner IP packet: VXLAN header + inner Ethernet. */
 export const VXLAN_ENCAP_LEN = VXLAN_HEADER_LEN + ETH_HEADER_LEN;
@@ -46,15 +45,6 @@ export interface VxlanPathOptions {
   port: number;
   /** Accept the GBP extension on receive (flannel's `GBP`). */
   gbp: boolean;
-  /** Flow hash secret; workers that should pick the same source port for a flow share it. Default random. */
-  hashSeed?: number;
-  /**
-   * Outer source port range [min, max), as the kernel takes it from the
-   * netns's net.ipv4.ip_local_port_range (read it at start-up to follow a
-   * changed sysctl). Default 32768 .. 60999.
-   */
-  srcPortMin?: number;
-  srcPortMax?: number;
   /** Bytes of virtio_net_hdr in front of each TUN packet (0, or 10 with IFF_VNET_HDR). */
   tunHdrLen?: number;
 }
@@ -71,9 +61,6 @@ export class VxlanPath {
   private readonly localMac: Uint8Array;
   private readonly port: number;
   private readonly gbp: boolean;
-  private readonly seed: number;
-  private readonly portMin: number;
-  private readonly portMax: number;
   /** Bytes written in front of each inner packet: VXLAN header + inner Ethernet. */
   readonly prefixLen = VXLAN_ENCAP_LEN;
 
@@ -102,14 +89,8 @@ export class VxlanPath {
     this.localMac = Uint8Array.from(opts.localMac);
     this.port = opts.port;
     this.gbp = opts.gbp;
-    this.seed = opts.hashSeed ?? (Math.random() * 0x100000000) | 0;
-    this.portMin = opts.srcPortMin ?? LOCAL_PORT_MIN;
-    this.portMax = opts.srcPortMax ?? LOCAL_PORT_MAX;
     this.router = new EgressRouter(rt, this.icmp, counters.stats, counters.dropBase, pathMtu, opts.tunHdrLen ?? 0,
       { hop: false, needsMac: true });
-    if (!(this.portMin >= 1 && this.portMin < this.portMax && this.portMax <= 65535)) {
-      throw new WeftError('ECONFIG', `VXLAN source port range must satisfy 1 <= min < max <= 65535, got ${this.portMin}..${this.portMax}`);
-    }
   }
 
   private drop(reason: number): void {
@@ -146,16 +127,6 @@ export class VxlanPath {
    */
   route(buf: Uint8Array, off: number, len: number, gso: boolean, toTun: PacketQueue): number {
     return this.router.route(this.ip, buf, off, len, gso, toTun);
-  }
-
-  /**
-   * The outer UDP source port the kernel's vxlan would pick for the inner
-   * packet at buf[off .. off+len): from the flow hash, in the configured
-   * range. Not computed per packet: the sockets send from their bound port
-   * until per-flow source ports are wired to the send path.
-   */
-  sourcePort(buf: Uint8Array, off: number, len: number): number {
-    return vxlanSourcePort(flowHash(buf, off, len, this.seed), this.portMin, this.portMax);
   }
 
   /** Writes the 22 bytes that go in front of an inner packet for `peer` at buf[at]. */

@@ -6,7 +6,7 @@
 import { readdirSync } from 'node:fs';
 import { native } from '../../src/native/index.js';
 import {
-  GRO_RECV_CAP, SEND_RES_LEN, groDatagrams, gso, probeUdpOffload,
+  GRO_RECV_CAP, SEND_RES_LEN, gso, probeUdpOffload,
 } from '../../src/conn/gso.js';
 import { parseIpv4 } from '../../src/wire/ipv4-addr.js';
 import { patternByte } from './gso-pattern.js';
@@ -48,11 +48,10 @@ if (scenario === 'probe') {
     new Uint32Array(1), new Uint32Array(1), new Uint32Array(1), 1));
   out.gro = errInfo(() => gso.udpSetGro(fd, true));
 } else if (scenario === 'recv') {
-  // recv <gro 0|1> <expectBytes total | perf> <timeoutMs> <addr:port>...
+  // recv <gro 0|1> <expectBytes total> <timeoutMs> <addr:port>...
   const [groArg, expectArg, timeoutArg, ...binds] = args;
   const useGro = groArg === '1';
-  const perf = expectArg === 'perf';
-  const expect = perf ? Infinity : Number(expectArg);
+  const expect = Number(expectArg);
   const timeoutMs = Number(timeoutArg);
   const fds = binds.map((b) => {
     const [a, p] = hostPort(b);
@@ -73,15 +72,10 @@ if (scenario === 'probe') {
   const per = fds.map(() => ({ lens: [] as number[], segs: [] as number[], calls: 0,
     chunks: [] as Buffer[] }));
   let bytes = 0;
-  let datagrams = 0;
-  let first = 0;
-  let last = 0;
   const start = performance.now();
-  // Perf: stop 300 ms after the flow goes quiet; exact: once every byte is in.
+  // Until every byte is in, or the timeout.
   while (bytes < expect) {
-    const now = performance.now();
-    if (now - start > timeoutMs) break;
-    if (perf && last > 0 && now - last > 300) break;
+    if (performance.now() - start > timeoutMs) break;
     let got = 0;
     for (let s = 0; s < fds.length; s++) {
       const n = useGro
@@ -95,28 +89,16 @@ if (scenario === 'probe') {
         const len = lens[i]!;
         const seg = useGro ? segs[i]! : 0;
         bytes += len;
-        datagrams += groDatagrams(len, seg);
-        if (!perf) {
-          p.lens.push(len);
-          p.segs.push(seg);
-          p.chunks.push(Buffer.from(slab.subarray(offs[i]!, offs[i]! + Math.min(len, cap))));
-        }
+        p.lens.push(len);
+        p.segs.push(seg);
+        p.chunks.push(Buffer.from(slab.subarray(offs[i]!, offs[i]! + Math.min(len, cap))));
       }
     }
-    if (got > 0) {
-      last = performance.now();
-      if (first === 0) first = last;
-    } else {
-      native.pollIn(fds[0]!, fds[1] ?? -1, 20);
-    }
+    if (got === 0) native.pollIn(fds[0]!, fds[1] ?? -1, 20);
   }
   for (const fd of fds) native.close(fd);
-  if (perf) {
-    Object.assign(out, { bytes, datagrams, seconds: first > 0 ? (last - first) / 1000 : 0 });
-  } else {
-    out.sockets = per.map((p) => ({ lens: p.lens, segs: p.segs, calls: p.calls,
-      data: Buffer.concat(p.chunks).toString('base64') }));
-  }
+  out.sockets = per.map((p) => ({ lens: p.lens, segs: p.segs, calls: p.calls,
+    data: Buffer.concat(p.chunks).toString('base64') }));
 } else if (scenario === 'send') {
   // send <spec JSON: [{to:"a:p", len, seg}]>  -- message m filled with patternByte(m, .)
   const spec = JSON.parse(args[0]!) as { to: string; len: number; seg: number }[];
@@ -144,41 +126,6 @@ if (scenario === 'probe') {
   out.sent = gso.udpSendSeg(fd, slab, offs, lens, segs, addrs, ports, n, res);
   out.res = Array.from(res);
   native.close(fd);
-} else if (scenario === 'perf-send') {
-  // perf-send <gso|plain> <addr:port> <seconds>
-  const [mode, to, secs] = args;
-  const [addr, port] = hostPort(to!);
-  const SEG = 1400;
-  const fd = native.udpOpen(0, 0, false, 0, 8 << 20);
-  const useGso = mode === 'gso';
-  // GSO: 8 messages of 45 segments; plain: 64 datagrams of 1400 bytes per call.
-  const n = useGso ? 8 : 64;
-  const msgLen = useGso ? 45 * SEG : SEG;
-  const slab = new Uint8Array(n * msgLen);
-  for (let j = 0; j < slab.length; j++) slab[j] = j & 0xff;
-  const offs = new Uint32Array(n);
-  const lens = new Uint32Array(n).fill(msgLen);
-  const segs = new Uint32Array(n).fill(useGso ? SEG : 0);
-  const addrs = new Uint32Array(n).fill(addr);
-  const ports = new Uint32Array(n).fill(port!);
-  for (let i = 0; i < n; i++) offs[i] = i * msgLen;
-  const res = new Int32Array(SEND_RES_LEN);
-  let datagrams = 0;
-  let calls = 0;
-  const t0 = performance.now();
-  const end = t0 + Number(secs) * 1000;
-  while (performance.now() < end) {
-    if (useGso) {
-      gso.udpSendSeg(fd, slab, offs, lens, segs, addrs, ports, n, res);
-      datagrams += res[0]!;
-    } else {
-      datagrams += native.udpSend(fd, slab, offs, lens, addrs, ports, n);
-    }
-    calls++;
-  }
-  const seconds = (performance.now() - t0) / 1000;
-  native.close(fd);
-  Object.assign(out, { datagrams, calls, seconds });
 } else {
   console.error(`unknown scenario ${scenario}`);
   process.exit(2);

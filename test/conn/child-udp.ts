@@ -4,7 +4,7 @@
  */
 import { WeftError } from '../../src/errors.js';
 import { native } from '../../src/native/index.js';
-import { closeUdp, openUdp, udpPort } from '../../src/conn/udp.js';
+import { openUdp } from '../../src/conn/udp.js';
 
 const LO = 0x7f000001;
 
@@ -24,7 +24,7 @@ const out: Record<string, unknown> = {};
 if (scenario === 'bind') {
   const a = openUdp({ addr: LO, port: 40000, reusePort: true });
   const b = openUdp({ addr: LO, port: 40000, reusePort: true, rcvBuf: 1 << 20, sndBuf: 1 << 20 });
-  out.ports = [udpPort(a), udpPort(b)];
+  out.ports = [native.udpLocalPort(a), native.udpLocalPort(b)];
   out.bufs = native.sockBufSizes(b);
   const c = openUdp({ addr: 0, port: 40001, reusePort: false });
   out.inUse = errInfo(() => openUdp({ addr: LO, port: 40001, reusePort: false }));
@@ -32,8 +32,8 @@ if (scenario === 'bind') {
   out.notLocal = errInfo(() => openUdp({ addr: 0x0a010203, port: 40002, reusePort: false }));
   out.badPort = errInfo(() => openUdp({ addr: 0, port: 70000, reusePort: false }));
   const e = openUdp({ addr: 0, port: 0, reusePort: false });
-  out.ephemeral = udpPort(e);
-  for (const fd of [a, b, c, e]) closeUdp(fd);
+  out.ephemeral = native.udpLocalPort(e);
+  for (const fd of [a, b, c, e]) native.close(fd);
 } else if (scenario === 'eacces') {
   out.err = errInfo(() => openUdp({ addr: 0, port: 80, reusePort: false }));
 } else {

@@ -7,7 +7,7 @@
 import { allocSlots, makeLane, type WorkerInit } from '../../src/dataplane/lane.js';
 import { createControlBlock, createStats, STAT } from '../../src/dataplane/layout.js';
 import { writeTcp } from '../../src/dataplane/warmup.js';
-import { closeUdp, openUdp, udpPort } from '../../src/conn/udp.js';
+import { openUdp } from '../../src/conn/udp.js';
 import { native } from '../../src/native/index.js';
 import { F_NEEDS_CSUM, GSO_TCPV4, VIRTIO_NET_HDR_LEN, VirtioNetHdr } from '../../src/offload/vnet.js';
 import { RouteTableReader, RouteTableWriter } from '../../src/route-table/index.js';
@@ -21,7 +21,7 @@ const udpFd = openUdp({ addr: LOOPBACK, port: 0, reusePort: false });
 const sink = openUdp({ addr: LOOPBACK, port: 0, reusePort: false, rcvBuf: 8 << 20 });
 const writer = RouteTableWriter.create({ maxRoutes: 4, maxPeers: 4 });
 writer.setLocalSubnet(0x0af40100, 24);
-writer.upsertPeer('peer', { addr: LOOPBACK, port: udpPort(sink), subnet: 0x0af40200, prefixLen: 24 });
+writer.upsertPeer('peer', { addr: LOOPBACK, port: native.udpLocalPort(sink), subnet: 0x0af40200, prefixLen: 24 });
 await writer.commit();
 const init: WorkerInit = {
   index: 0, tunFd: 1_000_000, udpFd, wakeFd: -1, control: createControlBlock().buffer as SharedArrayBuffer, routes: writer.buffer,
@@ -53,6 +53,6 @@ for (let turn = 0; turn < 2; turn++) {
 const drops = Array.from(stats.subarray(STAT.DROPS, STAT.DROPS + 32)).reduce((a, b) => a + b, 0);
 native.ioUnbind(lane.io);
 reader.release();
-closeUdp(udpFd);
-closeUdp(sink);
+native.close(udpFd);
+native.close(sink);
 process.stdout.write(`${JSON.stringify({ turns, drops })}\n`);

@@ -20,7 +20,7 @@ import { buildEioPreload } from '../helpers/eio-preload.js';
 import { allocSlots, makeLane, type WorkerBackend, type WorkerInit } from '../../src/dataplane/lane.js';
 import { createControlBlock, createStats, CTL, STAT } from '../../src/dataplane/layout.js';
 import { writeEcho, writeTcp } from '../../src/dataplane/warmup.js';
-import { closeUdp, openUdp, udpPort } from '../../src/conn/udp.js';
+import { openUdp } from '../../src/conn/udp.js';
 import { native } from '../../src/native/index.js';
 import { RouteTableReader, RouteTableWriter } from '../../src/route-table/index.js';
 import { ipv4HeaderChecksum } from '../../src/wire/checksum.js';
@@ -73,13 +73,13 @@ for (const [kind, vnet] of CASES) {
     await new Promise<void>((res) => peer.bind(0, '127.0.0.1', res));
     const received: { msg: Buffer; from: RemoteInfo }[] = [];
     peer.on('message', (msg, from) => received.push({ msg, from }));
-    const lanePort = udpPort(udpFd);
+    const lanePort = native.udpLocalPort(udpFd);
     const peerPort = peer.address().port;
     let lane: ReturnType<typeof makeLane> | null = null;
     try {
       // VXLAN sends to the network's port; flannel udp to the peer's.
       const backend: WorkerBackend = kind === 'udp' ? { kind: 'udp' }
-        : { kind: 'vxlan', vni: VNI, mac: LOCAL_MAC, port: peerPort, gbp: false, hashSeed: 1 };
+        : { kind: 'vxlan', vni: VNI, mac: LOCAL_MAC, port: peerPort, gbp: false };
       const writer = RouteTableWriter.create({ maxRoutes: 4, maxPeers: MAX_PEERS });
       writer.setLocalSubnet(LOCAL_NET, 24);
       writer.upsertPeer('peer', { addr: LOOPBACK, port: peerPort, subnet: PEER_NET, prefixLen: 24, mac: Uint8Array.from(PEER_MAC) });
@@ -132,7 +132,7 @@ for (const [kind, vnet] of CASES) {
     } finally {
       if (lane !== null) native.ioUnbind(lane.io);
       peer.close();
-      closeUdp(udpFd);
+      native.close(udpFd);
       closeSync(tunFd);
       rmSync(dir, { recursive: true, force: true });
     }
@@ -188,7 +188,7 @@ test('TUN offload on, UDP GSO off: 8 super-packets of 45 segments in one read ar
   } finally {
     if (lane !== null) native.ioUnbind(lane.io);
     peer.close();
-    closeUdp(udpFd);
+    native.close(udpFd);
   }
 });
 

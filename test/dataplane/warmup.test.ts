@@ -19,7 +19,7 @@ const PLAIN: WorkerOffloads = { vnet: false, gso: false, gro: false, merge: 0 };
 const OFFLOAD: WorkerOffloads = { vnet: true, gso: true, gro: true, merge: MERGE_TCP };
 const UDP: WorkerBackend = { kind: 'udp' };
 const VXLAN: WorkerBackend = {
-  kind: 'vxlan', vni: 1, mac: [0x02, 0x42, 0x0a, 0x00, 0x00, 0x01], port: 8472, gbp: false, hashSeed: 7,
+  kind: 'vxlan', vni: 1, mac: [0x02, 0x42, 0x0a, 0x00, 0x00, 0x01], port: 8472, gbp: false,
 };
 
 function initFor(backend: WorkerBackend, offloads: WorkerOffloads): WorkerInit {
