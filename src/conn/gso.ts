@@ -9,15 +9,11 @@
  * datagram k of message i is slab[offs[i] + k*segs[i] ..] of length
  * min(segs[i], lens[i] - k*segs[i]); segs[i] = 0 means one datagram.
  *
- * Loading: src/native/index.ts stays the only loader of the addon; this
- * module casts its `native` object to NativeGso and checks the three
- * functions are there. An addon built before native/udp_gso.c existed makes
- * `gso` a stand-in that throws WeftError('ENATIVE'), and the probe then
- * reports gso=false/gro=false with the reason instead of throwing.
+ * The verbs come from src/native/index.ts, the addon's only loader; without
+ * the addon the probe reports gso=false/gro=false with the reason.
  */
 import { constants as osConstants } from 'node:os';
-import { WeftError } from '../errors.js';
-import { native, nativeLoadError } from '../native/index.js';
+import { native, nativeLoadError, type NativeBinding } from '../native/index.js';
 
 /** Most datagrams per GSO message we send (the kernel's limit before 6.11). */
 export const GSO_MAX_SEGMENTS = 64;
@@ -34,90 +30,24 @@ export const SEND_RES_ERRNO = 1;
 export const SEND_RES_EIO = 2;
 export const SEND_RES_LEN = 3;
 
-export interface NativeGso {
-  readonly GSO_MAX_SEGMENTS: number;
-  readonly GSO_MAX_BYTES: number;
-  readonly GSO_RES_LEN: number;
-  /** Linux EIO (5), for comparing with res[SEND_RES_ERRNO]. */
-  readonly EIO: number;
+/** The GSO half of the addon (src/native/index.ts loads it with the rest). Hot loops destructure it once. */
+export type NativeGso = Pick<NativeBinding, 'udpSetGro' | 'udpSendSeg' | 'udpRecvGro' | 'GSO_MAX_SEGMENTS' | 'GSO_MAX_BYTES'
+  | 'GSO_RES_LEN' | 'EIO'>;
+export const gso: NativeGso = native;
 
-  /**
-   * setsockopt(SOL_UDP, UDP_GRO). false when the kernel has no UDP_GRO
-   * (ENOPROTOOPT); other errors throw (EBADF, ENOTSOCK).
-   */
-  udpSetGro(fd: number, on: boolean): boolean;
-  /**
-   * sendmmsg of `count` messages; message i is slab[offs[i] .. +lens[i]] to
-   * addrs[i]:ports[i] (uint32 host order). When segs[i] > 0 and lens[i] >
-   * segs[i] it carries UDP_SEGMENT = segs[i]: the kernel sends
-   * ceil(lens[i]/segs[i]) datagrams, the last shorter. RangeError before any
-   * syscall for offs/lens outside the slab, lens[i] > 65507, more than 64
-   * segments, ports[i] > 65535. Per-message errors skip that message; a full
-   * socket gets one 2 ms wait, then the rest of the batch is dropped.
-   * Throws on EBADF/ENOTSOCK/EFAULT. Returns messages sent; `res`, when
-   * given, receives [datagrams sent, errno of the first message not sent
-   * (0 = none), GSO messages refused with EIO].
-   */
-  udpSendSeg(fd: number, slab: Uint8Array, offs: Uint32Array, lens: Uint32Array,
-    segs: Uint32Array, addrs: Uint32Array, ports: Uint32Array, count: number,
-    res?: Int32Array): number;
-  /**
-   * recvmmsg with a control buffer per message. lens[i] = bytes (lens[i] >
-   * cap: truncated, the rest is lost), segs[i] = UDP_GRO segment size (0 =
-   * a single datagram), addrs/ports = source. 0 when nothing is pending.
-   */
-  udpRecvGro(fd: number, slab: Uint8Array, offs: Uint32Array, cap: number, lens: Uint32Array,
-    segs: Uint32Array, addrs: Uint32Array, ports: Uint32Array, max: number): number;
-}
-
-const FUNCTIONS = ['udpSetGro', 'udpSendSeg', 'udpRecvGro'] as const;
-
-function staleError(): WeftError {
-  return new WeftError('ENATIVE',
-    "weft's native addon has no UDP GSO functions (udpSendSeg); it was built before " +
-    'native/udp_gso.c existed. Rebuild it with `node scripts/build-native.mjs`.');
-}
-
-function loadGso(): { binding: NativeGso; error: WeftError | undefined } {
-  const why = (): WeftError => nativeLoadError ?? staleError();
-  let candidate: Partial<Record<string, unknown>>;
-  try {
-    // A missing addon is a stub whose members throw; reading ours is safe.
-    candidate = native as unknown as Partial<Record<string, unknown>>;
-    if (FUNCTIONS.every((k) => typeof candidate[k] === 'function')) {
-      return { binding: native as unknown as NativeGso, error: undefined };
-    }
-  } catch { /* fall through to the stand-in */ }
-  const fail = (): never => { throw why(); };
-  const stub: Record<string, unknown> = {};
-  for (const k of FUNCTIONS) stub[k] = fail;
-  stub.GSO_MAX_SEGMENTS = GSO_MAX_SEGMENTS;
-  stub.GSO_MAX_BYTES = GSO_MAX_BYTES;
-  stub.GSO_RES_LEN = SEND_RES_LEN;
-  stub.EIO = osConstants.errno.EIO;
-  return { binding: stub as unknown as NativeGso, error: why() };
-}
-
-const loaded = loadGso();
-
-/** The GSO half of the addon. Hot loops destructure it once. */
-export const gso: NativeGso = loaded.binding;
-/** Why `gso` is a stand-in, or undefined. (The addon may still be missing altogether.) */
-export const gsoLoadError: WeftError | undefined = loaded.error;
-
-/** See NativeGso.udpSetGro. */
+/** See NativeBinding.udpSetGro. */
 export function udpSetGro(fd: number, on: boolean): boolean {
   return gso.udpSetGro(fd, on);
 }
 
-/** See NativeGso.udpSendSeg. */
+/** See NativeBinding.udpSendSeg. */
 export function udpSendSeg(fd: number, slab: Uint8Array, offs: Uint32Array, lens: Uint32Array,
   segs: Uint32Array, addrs: Uint32Array, ports: Uint32Array, count: number,
   res?: Int32Array): number {
   return gso.udpSendSeg(fd, slab, offs, lens, segs, addrs, ports, count, res);
 }
 
-/** See NativeGso.udpRecvGro. */
+/** See NativeBinding.udpRecvGro. */
 export function udpRecvGro(fd: number, slab: Uint8Array, offs: Uint32Array, cap: number,
   lens: Uint32Array, segs: Uint32Array, addrs: Uint32Array, ports: Uint32Array,
   max: number): number {
@@ -216,8 +146,8 @@ export function judgeUdpOffloadProbe(plain: ProbeSeen, gro: ProbeSeen,
  * Bounded to ~150 ms; every fd is closed on every path.
  */
 export function probeUdpOffload(): UdpOffloadProbe {
-  if (gsoLoadError !== undefined) {
-    return { gso: false, gro: false, detail: gsoLoadError.message };
+  if (nativeLoadError !== undefined) {
+    return { gso: false, gro: false, detail: nativeLoadError.message };
   }
   const fds: number[] = [];
   try {

@@ -140,6 +140,41 @@ export interface NativeBinding {
   /** A non-blocking eventfd: a bound worker's ioWait returns when it is signalled. */
   eventfdOpen(): number;
   eventfdSignal(fd: number): void;
+
+  // UDP GSO and GRO (native/udp_gso.c; src/conn/gso.ts uses them).
+  readonly GSO_MAX_SEGMENTS: number;
+  readonly GSO_MAX_BYTES: number;
+  readonly GSO_RES_LEN: number;
+  /** Linux EIO (5), for comparing with res[SEND_RES_ERRNO]. */
+  readonly EIO: number;
+
+  /**
+   * setsockopt(SOL_UDP, UDP_GRO). false when the kernel has no UDP_GRO
+   * (ENOPROTOOPT); other errors throw (EBADF, ENOTSOCK).
+   */
+  udpSetGro(fd: number, on: boolean): boolean;
+  /**
+   * sendmmsg of `count` messages; message i is slab[offs[i] .. +lens[i]] to
+   * addrs[i]:ports[i] (uint32 host order). When segs[i] > 0 and lens[i] >
+   * segs[i] it carries UDP_SEGMENT = segs[i]: the kernel sends
+   * ceil(lens[i]/segs[i]) datagrams, the last shorter. RangeError before any
+   * syscall for offs/lens outside the slab, lens[i] > 65507, more than 64
+   * segments, ports[i] > 65535. Per-message errors skip that message; a full
+   * socket gets one 2 ms wait, then the rest of the batch is dropped.
+   * Throws on EBADF/ENOTSOCK/EFAULT. Returns messages sent; `res`, when
+   * given, receives [datagrams sent, errno of the first message not sent
+   * (0 = none), GSO messages refused with EIO].
+   */
+  udpSendSeg(fd: number, slab: Uint8Array, offs: Uint32Array, lens: Uint32Array,
+    segs: Uint32Array, addrs: Uint32Array, ports: Uint32Array, count: number,
+    res?: Int32Array): number;
+  /**
+   * recvmmsg with a control buffer per message. lens[i] = bytes (lens[i] >
+   * cap: truncated, the rest is lost), segs[i] = UDP_GRO segment size (0 =
+   * a single datagram), addrs/ports = source. 0 when nothing is pending.
+   */
+  udpRecvGro(fd: number, slab: Uint8Array, offs: Uint32Array, cap: number, lens: Uint32Array,
+    segs: Uint32Array, addrs: Uint32Array, ports: Uint32Array, max: number): number;
 }
 
 /** What ioBind returns: held and passed back, never looked into. */
@@ -194,8 +229,9 @@ export interface IoBinding {
 const FUNCTIONS = [
   'tunOpen', 'tunName', 'tunRead', 'tunWrite', 'udpOpen', 'udpLocalPort', 'sockBufSizes',
   'udpRecv', 'udpSend', 'pollIn', 'ioBind', 'ioUnbind', 'ioWait', 'ioSend', 'ioDeliver', 'close', 'eventfdOpen', 'eventfdSignal',
+  'udpSetGro', 'udpSendSeg', 'udpRecvGro',
 ] as const;
-const CONSTANTS = ['MAX_BATCH', 'TUN_VNET_HDR', 'IO_WAIT_UDP_SHIFT'] as const;
+const CONSTANTS = ['MAX_BATCH', 'TUN_VNET_HDR', 'IO_WAIT_UDP_SHIFT', 'GSO_MAX_SEGMENTS', 'GSO_MAX_BYTES', 'GSO_RES_LEN', 'EIO'] as const;
 
 /** From dist/src/native/ (compiled) the addon is three levels up. */
 export function nativePath(): string {
