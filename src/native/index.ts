@@ -141,6 +141,18 @@ export interface NativeBinding {
   eventfdOpen(): number;
   eventfdSignal(fd: number): void;
 
+  // TUN offloads: split, coalesce, checksums (native/offload.c; src/offload/vnet.ts documents them).
+  tunSetOffload(fd: number, flags: number): void;
+  vnetSplit(slab: Uint8Array, inOff: number, inLen: number, outOff: number, outCap: number,
+    maxPktLen: number, res: Uint32Array): number;
+  vnetSplitPrefixed(slab: Uint8Array, inOff: number, inLen: number, outOff: number,
+    outCap: number, maxPktLen: number, prefixOff: number, prefixLen: number,
+    res: Uint32Array): number;
+  vnetCoalesce(slab: Uint8Array, offs: Uint32Array, lens: Uint32Array, n: number, outOff: number,
+    outCap: number, outOffs: Uint32Array, outLens: Uint32Array, maxOut: number, flags: number,
+    res: Uint32Array, maxPktLen?: number): number;
+  csumComplete(slab: Uint8Array, offs: Uint32Array, lens: Uint32Array, n: number): number;
+
   // UDP GSO and GRO (native/udp_gso.c; src/conn/gso.ts uses them).
   readonly GSO_MAX_SEGMENTS: number;
   readonly GSO_MAX_BYTES: number;
@@ -229,7 +241,7 @@ export interface IoBinding {
 const FUNCTIONS = [
   'tunOpen', 'tunName', 'tunRead', 'tunWrite', 'udpOpen', 'udpLocalPort', 'sockBufSizes',
   'udpRecv', 'udpSend', 'pollIn', 'ioBind', 'ioUnbind', 'ioWait', 'ioSend', 'ioDeliver', 'close', 'eventfdOpen', 'eventfdSignal',
-  'udpSetGro', 'udpSendSeg', 'udpRecvGro',
+  'udpSetGro', 'udpSendSeg', 'udpRecvGro', 'tunSetOffload', 'vnetSplit', 'vnetSplitPrefixed', 'vnetCoalesce', 'csumComplete',
 ] as const;
 const CONSTANTS = ['MAX_BATCH', 'TUN_VNET_HDR', 'IO_WAIT_UDP_SHIFT', 'GSO_MAX_SEGMENTS', 'GSO_MAX_BYTES', 'GSO_RES_LEN', 'EIO'] as const;
 

@@ -20,6 +20,6 @@ export {
   MERGE_TCP, MERGE_UDP, SPLIT_COUNT, SPLIT_LAST, SPLIT_RES_LEN, SPLIT_STRIDE, SPLIT_TOTAL,
   TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TUN_F_USO4, TUN_F_USO6, UDP_GSO_MAX_BYTES,
   UDP_GSO_MAX_SEGS, VIRTIO_NET_HDR_LEN, VNET_COALESCE_MAX_SEGS, VNET_SPLIT_MAX_SEGS,
-  VNET_SPLIT_OUT_MAX, VirtioNetHdr, offloadAvailable, offloadBinding, tunSetOffload, udpGsoChunk,
+  VNET_SPLIT_OUT_MAX, VirtioNetHdr, offloadBinding, tunSetOffload, udpGsoChunk,
   vnetCoalesce, vnetSplit, type OffloadBinding,
 } from './vnet.js';

@@ -5,8 +5,7 @@
  * (native/offload.c). The byte work is in C; the decisions (what to do with
  * a drop reason, when to flush) stay with the caller.
  */
-import { WeftError } from '../errors.js';
-import { native, nativeLoadError } from '../native/index.js';
+import { requireNative, type NativeBinding } from '../native/index.js';
 
 /**
  * struct virtio_net_hdr (include/uapi/linux/virtio_net.h), the 10 bytes
@@ -139,60 +138,10 @@ export class VirtioNetHdr {
   }
 }
 
-interface OffloadBinding {
-  tunSetOffload(fd: number, flags: number): void;
-  vnetSplit(slab: Uint8Array, inOff: number, inLen: number, outOff: number, outCap: number,
-    maxPktLen: number, res: Uint32Array): number;
-  vnetSplitPrefixed(slab: Uint8Array, inOff: number, inLen: number, outOff: number,
-    outCap: number, maxPktLen: number, prefixOff: number, prefixLen: number,
-    res: Uint32Array): number;
-  vnetCoalesce(slab: Uint8Array, offs: Uint32Array, lens: Uint32Array, n: number, outOff: number,
-    outCap: number, outOffs: Uint32Array, outLens: Uint32Array, maxOut: number, flags: number,
-    res: Uint32Array, maxPktLen?: number): number;
-  csumComplete(slab: Uint8Array, offs: Uint32Array, lens: Uint32Array, n: number): number;
-}
-
+/** The offload verbs of the addon (src/native/index.ts loads them with the rest). */
+type OffloadBinding = Pick<NativeBinding, 'tunSetOffload' | 'vnetSplit' | 'vnetSplitPrefixed' | 'vnetCoalesce' | 'csumComplete'>;
 /** The one addon function the plain (no IFF_VNET_HDR) TUN path needs. */
-type CsumBinding = Pick<OffloadBinding, 'csumComplete'>;
-
-function stale(): WeftError {
-  return new WeftError('ENATIVE', 'the native addon has no offload functions (vnetSplit, ' +
-    'vnetSplitPrefixed, csumComplete); it is stale: rebuild it with `node scripts/build-native.mjs`');
-}
-
-function bind(): OffloadBinding {
-  if (nativeLoadError !== undefined) throw nativeLoadError;
-  const b = native as unknown as Partial<OffloadBinding>;
-  if (typeof b.vnetSplit !== 'function' || typeof b.vnetCoalesce !== 'function' ||
-    typeof b.tunSetOffload !== 'function' || typeof b.vnetSplitPrefixed !== 'function' ||
-    typeof b.csumComplete !== 'function') {
-    throw stale();
-  }
-  return b as OffloadBinding;
-}
-
-function bindCsum(): CsumBinding {
-  if (nativeLoadError !== undefined) throw nativeLoadError;
-  const b = native as unknown as Partial<CsumBinding>;
-  if (typeof b.csumComplete !== 'function') throw stale();
-  return b as CsumBinding;
-}
-
-let binding: OffloadBinding | undefined;
-function get(): OffloadBinding {
-  return binding ??= bind();
-}
-let csumBindingCache: CsumBinding | undefined;
-
-/** True when the loaded addon has the offload functions. */
-export function offloadAvailable(): boolean {
-  try {
-    get();
-    return true;
-  } catch {
-    return false;
-  }
-}
+type CsumBinding = Pick<NativeBinding, 'csumComplete'>;
 
 /**
  * ioctl(TUNSETOFFLOAD): from now on the kernel may hand this TUN (all its
@@ -201,7 +150,7 @@ export function offloadAvailable(): boolean {
  * flags 0 turns offloads off again.
  */
 export function tunSetOffload(fd: number, flags: number): void {
-  get().tunSetOffload(fd, flags);
+  requireNative().tunSetOffload(fd, flags);
 }
 
 /**
@@ -223,7 +172,7 @@ export function tunSetOffload(fd: number, flags: number): void {
  */
 export function vnetSplit(slab: Uint8Array, inOff: number, inLen: number, outOff: number,
   outCap: number, maxPktLen: number, res: Uint32Array): number {
-  return get().vnetSplit(slab, inOff, inLen, outOff, outCap, maxPktLen, res);
+  return requireNative().vnetSplit(slab, inOff, inLen, outOff, outCap, maxPktLen, res);
 }
 
 /**
@@ -247,7 +196,7 @@ export function vnetSplit(slab: Uint8Array, inOff: number, inLen: number, outOff
 export function vnetSplitPrefixed(slab: Uint8Array, inOff: number, inLen: number, outOff: number,
   outCap: number, maxPktLen: number, prefixOff: number, prefixLen: number,
   res: Uint32Array): number {
-  return get().vnetSplitPrefixed(slab, inOff, inLen, outOff, outCap, maxPktLen, prefixOff,
+  return requireNative().vnetSplitPrefixed(slab, inOff, inLen, outOff, outCap, maxPktLen, prefixOff,
     prefixLen, res);
 }
 
@@ -277,7 +226,7 @@ export function vnetSplitPrefixed(slab: Uint8Array, inOff: number, inLen: number
 export function vnetCoalesce(slab: Uint8Array, offs: Uint32Array, lens: Uint32Array, n: number,
   outOff: number, outCap: number, outOffs: Uint32Array, outLens: Uint32Array, maxOut: number,
   flags: number, res: Uint32Array, maxPktLen = 0): number {
-  return get().vnetCoalesce(slab, offs, lens, n, outOff, outCap, outOffs, outLens, maxOut, flags,
+  return requireNative().vnetCoalesce(slab, offs, lens, n, outOff, outCap, outOffs, outLens, maxOut, flags,
     res, maxPktLen);
 }
 
@@ -299,7 +248,7 @@ export function vnetCoalesce(slab: Uint8Array, offs: Uint32Array, lens: Uint32Ar
  */
 export function csumComplete(slab: Uint8Array, offs: Uint32Array, lens: Uint32Array,
   n: number): number {
-  return csumBinding().csumComplete(slab, offs, lens, n);
+  return requireNative().csumComplete(slab, offs, lens, n);
 }
 
 /**
@@ -309,7 +258,7 @@ export function csumComplete(slab: Uint8Array, offs: Uint32Array, lens: Uint32Ar
  * WeftError('ENATIVE') when the addon is missing or stale.
  */
 export function csumBinding(): CsumBinding {
-  return csumBindingCache ??= bindCsum();
+  return requireNative();
 }
 
 /**
@@ -318,6 +267,6 @@ export function csumBinding(): CsumBinding {
  * when the addon is missing or stale.
  */
 export function offloadBinding(): OffloadBinding {
-  return get();
+  return requireNative();
 }
 export type { CsumBinding, OffloadBinding };
