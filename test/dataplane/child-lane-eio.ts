@@ -6,11 +6,10 @@
  */
 import { allocSlots, makeLane, type WorkerInit } from '../../src/dataplane/lane.js';
 import { createControlBlock, createStats, STAT } from '../../src/dataplane/layout.js';
-import { writeTcp } from '../../src/dataplane/warmup.js';
 import { openUdp } from '../../src/conn/udp.js';
 import { native } from '../../src/native/index.js';
-import { F_NEEDS_CSUM, GSO_TCPV4, VIRTIO_NET_HDR_LEN, VirtioNetHdr } from '../../src/offload/vnet.js';
 import { RouteTableReader, RouteTableWriter } from '../../src/route-table/index.js';
+import { writeTsoRead } from './tso-read.js';
 
 const LOOPBACK = 0x7f000001;
 const POD_A = 0x0af40102;
@@ -33,20 +32,9 @@ const lane = makeLane(init, slots);
 const stats = new Float64Array(init.stats);
 const reader = new RouteTableReader(writer.buffer, 0);
 lane.use(reader, stats, new Int32Array(init.control), false);
-const mss = pathMtu - 40;
-const vh = new VirtioNetHdr();
 const turns: { fallbacks: number; sent: number }[] = [];
 for (let turn = 0; turn < 2; turn++) {
-  const at = slots.tunOffs[0]!;
-  vh.reset(slots.slab, at).zero();
-  vh.flags = F_NEEDS_CSUM;
-  vh.gsoType = GSO_TCPV4;
-  vh.hdrLen = 40;
-  vh.gsoSize = mss;
-  vh.csumStart = 20;
-  vh.csumOffset = 16;
-  slots.tunLens[0] = VIRTIO_NET_HDR_LEN + writeTcp(slots.slab, at + VIRTIO_NET_HDR_LEN, POD_A, POD_B, 1 + turn * 45 * mss, 45 * mss,
-    true, true);
+  slots.tunLens[0] = writeTsoRead(slots.slab, slots.tunOffs[0]!, POD_A, POD_B, pathMtu, 45, 1 + turn * 45 * (pathMtu - 40));
   lane.step(1);
   turns.push({ fallbacks: stats[STAT.GSO_FALLBACKS]!, sent: stats[STAT.UDP_TX_PKTS]! });
 }

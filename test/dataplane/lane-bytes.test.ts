@@ -19,12 +19,13 @@ import { fileURLToPath } from 'node:url';
 import { buildEioPreload } from '../helpers/eio-preload.js';
 import { allocSlots, makeLane, type WorkerBackend, type WorkerInit } from '../../src/dataplane/lane.js';
 import { createControlBlock, createStats, CTL, STAT } from '../../src/dataplane/layout.js';
-import { writeEcho, writeTcp } from '../../src/dataplane/warmup.js';
+import { writeEcho } from '../../src/dataplane/warmup.js';
+import { writeTsoRead } from './tso-read.js';
 import { openUdp } from '../../src/conn/udp.js';
 import { native } from '../../src/native/index.js';
 import { RouteTableReader, RouteTableWriter } from '../../src/route-table/index.js';
 import { ipv4HeaderChecksum } from '../../src/wire/checksum.js';
-import { F_NEEDS_CSUM, GSO_TCPV4, VIRTIO_NET_HDR_LEN, VirtioNetHdr } from '../../src/offload/vnet.js';
+import { VIRTIO_NET_HDR_LEN } from '../../src/offload/vnet.js';
 
 const LOOPBACK = 0x7f000001;
 const LOCAL_NET = 0x0af40100; // 10.244.1.0/24
@@ -163,20 +164,8 @@ test('TUN offload on, UDP GSO off: 8 super-packets of 45 segments in one read ar
     const stats = new Float64Array(init.stats);
     const reader = new RouteTableReader(writer.buffer, 0);
     lane.use(reader, stats, new Int32Array(init.control), false);
-    // What a TSO read hands over: a virtio header (TCPv4, checksum to complete) and 45 MSS of payload.
-    const mss = pathMtu - 40;
-    const vh = new VirtioNetHdr();
     for (let i = 0; i < 8; i++) {
-      const at = slots.tunOffs[i]!;
-      vh.reset(slots.slab, at).zero();
-      vh.flags = F_NEEDS_CSUM;
-      vh.gsoType = GSO_TCPV4;
-      vh.hdrLen = 40;
-      vh.gsoSize = mss;
-      vh.csumStart = 20;
-      vh.csumOffset = 16;
-      slots.tunLens[i] = VIRTIO_NET_HDR_LEN + writeTcp(slots.slab, at + VIRTIO_NET_HDR_LEN, POD_A, POD_B, 1000 + i * 45 * mss,
-        45 * mss, true, true);
+      slots.tunLens[i] = writeTsoRead(slots.slab, slots.tunOffs[i]!, POD_A, POD_B, pathMtu, 45, 1000 + i * 45 * (pathMtu - 40));
     }
     assert.equal(lane.step(8), false);
     const dropped = Array.from(stats.subarray(STAT.DROPS, STAT.DROPS + 32)).reduce((a, b) => a + b, 0);
