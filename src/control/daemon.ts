@@ -702,6 +702,9 @@ export class Daemon {
     const removed: string[] = [];
     const kept: string[] = [];
     this.ready = false;
+    // First: a TUN repair under way finishes, and no other starts.
+    await this.tunWatch?.stop();
+    this.tunWatch = null;
     if (this.blackholeTimer) clearInterval(this.blackholeTimer);
     this.blackholeTimer = null;
     if (this.blackholeAdded) {
@@ -735,8 +738,6 @@ export class Daemon {
       (failedStart ? removed : kept).push('the host-gw routes');
     }
     this.hostGw = null;
-    this.tunWatch?.stop();
-    this.tunWatch = null;
     await this.supervisor?.stop();
     this.supervisor = null;
     if (this.server) {

@@ -94,7 +94,8 @@ export interface TunWatchOptions {
 
 export class TunWatch {
   private timer: NodeJS.Timeout | null = null;
-  private busy = false;
+  /** The check under way, if any: stop() waits for it, so no repair outlives the daemon's teardown. */
+  private current: Promise<void> | null = null;
   /** When the device was first seen broken, in this spell; null while it is fine. */
   private brokenSince: number | null = null;
   private lastFailure = '';
@@ -108,45 +109,48 @@ export class TunWatch {
     this.timer.unref();
   }
 
-  stop(): void {
+  /** No more checks; resolves once a check under way (and its repair) is over. */
+  async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    await this.current;
   }
 
   /** One look, and a repair if needed; also called when a worker exits. */
-  async check(): Promise<void> {
-    if (this.busy || this.timer === null) return;
-    this.busy = true;
+  check(): Promise<void> {
+    if (this.current !== null || this.timer === null) return this.current ?? Promise.resolve();
+    this.current = this.look().finally(() => { this.current = null; });
+    return this.current;
+  }
+
+  private async look(): Promise<void> {
+    const e = this.o.expect();
+    const found = tunProblems(e);
+    this.problems = found;
+    if (found.length === 0) {
+      this.brokenSince = null;
+      return;
+    }
+    const now = Date.now();
+    const since = (this.brokenSince ??= now);
+    const what = found[0] === GONE ? `${e.name} was deleted or replaced` : `${e.name}: ${found.join(', ')}`;
     try {
-      const e = this.o.expect();
-      const found = tunProblems(e);
-      this.problems = found;
-      if (found.length === 0) {
-        this.brokenSince = null;
-        return;
+      await this.o.repair(found[0] === GONE);
+      const left = tunProblems(this.o.expect());
+      if (left.length > 0) throw new Error(`still ${left.join(', ')} after the repair`);
+      this.problems = [];
+      this.o.log.warn(`${what}; restored in ${Date.now() - since} ms`);
+      this.brokenSince = null;
+      this.lastFailure = '';
+    } catch (err) {
+      const why = `${what}; restoring it failed: ${err instanceof Error ? err.message : String(err)}`;
+      if (why !== this.lastFailure) this.o.log.error(`${why}; retrying every ${TUN_CHECK_MS / 1000} s`);
+      this.lastFailure = why;
+      if (now - since >= REPAIR_BOUND_MS) {
+        if (this.timer) clearInterval(this.timer);
+        this.timer = null;
+        this.o.giveUp(`${why}, for ${Math.round((now - since) / 1000)} s`);
       }
-      const now = Date.now();
-      const since = (this.brokenSince ??= now);
-      const what = found[0] === GONE ? `${e.name} was deleted or replaced` : `${e.name}: ${found.join(', ')}`;
-      try {
-        await this.o.repair(found[0] === GONE);
-        const left = tunProblems(this.o.expect());
-        if (left.length > 0) throw new Error(`still ${left.join(', ')} after the repair`);
-        this.problems = [];
-        this.o.log.warn(`${what}; restored in ${Date.now() - since} ms`);
-        this.brokenSince = null;
-        this.lastFailure = '';
-      } catch (err) {
-        const why = `${what}; restoring it failed: ${err instanceof Error ? err.message : String(err)}`;
-        if (why !== this.lastFailure) this.o.log.error(`${why}; retrying every ${TUN_CHECK_MS / 1000} s`);
-        this.lastFailure = why;
-        if (now - since >= REPAIR_BOUND_MS) {
-          this.stop();
-          this.o.giveUp(`${why}, for ${Math.round((now - since) / 1000)} s`);
-        }
-      }
-    } finally {
-      this.busy = false;
     }
   }
 }
