@@ -8,15 +8,14 @@
  * V8's optimizing compiler up on synthetic packets (warmup.ts) and then
  * tells the supervisor it is running.
  *
- * Keep-warm (--keep-warm, off by default): a packet after a pause of a few
- * milliseconds finds the worker's code and data evicted from the CPU
- * caches, and on the bench testbed that cost about 40 µs per hop where the
- * warm path takes under 10 (a 10 ms ping: 0.40 ms round trip against
- * 0.1 ms with steady traffic). So for KEEP_WARM_LINGER_MS after its last
- * packet an idle worker wakes every keepWarmMs and runs one dry turn of a
- * lone ping and its reply (warmup.ts makeTick): no system call, scratch
- * counters. A worker with traffic never ticks; one idle for longer than the
- * linger sleeps POLL_TIMEOUT_MS at a time as before.
+ * Keep-warm (--keep-warm, off by default; docs/configuration.md has its
+ * figures): a packet after a pause of a few milliseconds finds the
+ * worker's code and data evicted from the CPU caches. With it, for
+ * KEEP_WARM_LINGER_MS after its last packet an idle worker wakes every
+ * keepWarmMs and runs one dry turn of a lone ping and its reply (warmup.ts
+ * makeTick): no system call, scratch counters. A worker with traffic never
+ * ticks; one idle for longer than the linger sleeps POLL_TIMEOUT_MS at a
+ * time as before.
  *
  * Two shapes of the same path, chosen at start-up by the offload probes:
  * - plain: one IP packet per TUN read/write and per datagram, batched
