@@ -15,10 +15,6 @@
 import { constants as osConstants } from 'node:os';
 import { native, nativeLoadError, type NativeBinding } from '../native/index.js';
 
-/** Most datagrams per GSO message we send (the kernel's limit before 6.11). */
-export const GSO_MAX_SEGMENTS = 64;
-/** Most bytes in one message: 65535 - 20 (IPv4) - 8 (UDP). */
-export const GSO_MAX_BYTES = 65_507;
 /** Receive cap a GRO socket needs: a coalesced run is up to 64 KB. */
 export const GRO_RECV_CAP = 65_535;
 

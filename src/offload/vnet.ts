@@ -74,7 +74,11 @@ export const SPLIT_LAST = 2;
 export const SPLIT_TOTAL = 3;
 export const SPLIT_RES_LEN = 4;
 
-/** The kernel's limits for one UDP_SEGMENT sendmsg (UDP_MAX_SEGMENTS on older kernels). */
+/**
+ * The limits of one UDP_SEGMENT sendmsg: 64 segments (the kernel's before
+ * 6.11), 65535 - 20 (IPv4) - 8 (UDP) bytes. The addon checks the same
+ * (GSO_MAX_SEGMENTS, GSO_MAX_BYTES; a unit test keeps them equal).
+ */
 export const UDP_GSO_MAX_SEGS = 64;
 export const UDP_GSO_MAX_BYTES = 65507;
 

@@ -5,7 +5,8 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { needsRoot } from '../helpers/root.js';
 import { createNetns, deleteNetns, runInNetns } from '../native/netns.js';
-import { GSO_MAX_BYTES, gso, judgeUdpOffloadProbe } from '../../src/conn/gso.js';
+import { gso, judgeUdpOffloadProbe } from '../../src/conn/gso.js';
+import { UDP_GSO_MAX_BYTES as GSO_MAX_BYTES, UDP_GSO_MAX_SEGS } from '../../src/offload/vnet.js';
 import { patternBytes } from './gso-pattern.js';
 import { buildEioPreload } from '../helpers/eio-preload.js';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -162,6 +163,11 @@ test('udpSendSeg: a mixed batch (GSO and plain, two destinations) in one call', 
     concat([patternBytes(0, 4200), patternBytes(2, 1000), patternBytes(4, 1400)])));
   assert.ok(Buffer.from(s2!.data, 'base64').equals(
     concat([patternBytes(1, 500), patternBytes(3, 2900)])));
+});
+
+test('the GSO limits the lane chunks by are the ones the addon enforces', () => {
+  assert.equal(UDP_GSO_MAX_SEGS, gso.GSO_MAX_SEGMENTS);
+  assert.equal(GSO_MAX_BYTES, gso.GSO_MAX_BYTES);
 });
 
 test('udpSendSeg/udpRecvGro: bad arguments are RangeErrors before any syscall', () => {
