@@ -81,16 +81,24 @@ export const SPLIT_RES_LEN = 4;
  */
 export const UDP_GSO_MAX_SEGS = 64;
 export const UDP_GSO_MAX_BYTES = 65507;
+/**
+ * What weft puts in one UDP_SEGMENT send. The kernel segments a GSO skb in
+ * software when its length with the L2 header reaches the device's
+ * gso_max_size (65536; over a veth on 6.18 a 65 493-byte message stays one
+ * run, 65 494 does not), which costs the sender CPU and the receiver its
+ * GRO run; 65 000 leaves room for a VLAN tag.
+ */
+export const UDP_GSO_RUN_MAX_BYTES = 65_000;
 
 /**
- * How many segments of a vnetSplit run (stride bytes each) fit one
- * UDP_SEGMENT send. A 64 KB TSO packet at a 1450-byte stride is ~46
- * segments = ~67 KB, more than 65 507 bytes, so the caller sends a run in
- * chunks of this many segments (each chunk still one sendmsg).
+ * How many segments of a vnetSplit run (stride bytes each) go in one
+ * UDP_SEGMENT send: a 64 KB TSO packet at a 1472-byte stride is ~45
+ * segments = ~66 KB, so the caller sends a run in chunks of this many
+ * segments (each chunk one sendmsg).
  */
 export function udpGsoChunk(stride: number): number {
   if (stride <= 0) return 1;
-  const n = Math.floor(UDP_GSO_MAX_BYTES / stride);
+  const n = Math.floor(UDP_GSO_RUN_MAX_BYTES / stride);
   return n < 1 ? 1 : n > UDP_GSO_MAX_SEGS ? UDP_GSO_MAX_SEGS : n;
 }
 
