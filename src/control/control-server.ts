@@ -49,15 +49,16 @@ export async function startControlServer(path: string, h: ControlHandlers): Prom
   });
   // The socket is made 0600 by bind itself (listen binds synchronously), never readable by others for a moment.
   const umask = process.umask(0o177);
+  let listening: Promise<void>;
   try {
-    await new Promise<void>((resolve, reject) => {
+    listening = new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(path, () => resolve());
-      process.umask(umask);
     });
   } finally {
     process.umask(umask);
   }
+  await listening;
   return server;
 }
 

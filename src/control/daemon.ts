@@ -39,7 +39,7 @@ import type { WorkerBackend, WorkerOffloads } from '../dataplane/lane.js';
 import { probeTunOffload } from '../offload/probe.js';
 import { MERGE_TCP, MERGE_UDP, tunSetOffload } from '../offload/vnet.js';
 import { probeUdpOffload, udpSetGro } from '../conn/gso.js';
-import { configureTun, readSysctl } from './host.js';
+import { configureTun, readSysctl, type TunSetup } from './host.js';
 import { startControlServer } from './control-server.js';
 import { startHealthServer, type HealthServer } from './health.js';
 import { ifindexOf, TunWatch } from './tun-watch.js';
@@ -86,7 +86,8 @@ export class Daemon {
   private udpFds: number[] = [];
   private wakeFds: number[] = [];
   private workerBackend: WorkerBackend | null = null;
-  private tunNetwork: Ipv4Prefix | null = null;
+  /** How start-up configured the TUN: what the TUN watch compares and a repair applies again. */
+  private tunSetup: TunSetup | null = null;
   private tunIfindex = -1;
   private tunWatch: TunWatch | null = null;
   /** While the workers are stopped for a TUN repair: when one last forwarded. */
@@ -365,12 +366,11 @@ export class Daemon {
       this.log.info(`offload probe (UDP): ${p.detail}`);
       udp = { gso: want.gso && tunFlags !== 0 && p.gso, gro: want.gro && p.gro };
     }
-    const tun = openTun(tunName, workers, tunFlags !== 0 ? native.TUN_VNET_HDR : 0);
-    this.tunFds = tun.fds;
-    this.tunName = tun.name;
-    // The offload features belong to the device: one call covers every queue.
-    if (tunFlags !== 0) tunSetOffload(tun.fds[0]!, tunFlags);
-    await configureTun({ name: tun.name, lease: lease.subnet, network, mtu, txQueueLen: TUN_TXQUEUELEN, log: this.log });
+    this.tunOffloadFlags = tunFlags;
+    this.openTunQueues(tunName, workers);
+    const setup: TunSetup = { name: this.tunName, lease: lease.subnet, network, mtu, txQueueLen: TUN_TXQUEUELEN, log: this.log };
+    this.tunSetup = setup;
+    await configureTun(setup);
     for (let i = 0; i < workers; i++) {
       const fd = openUdp({
         addr: this.underlay!.addr, port, reusePort: true, rcvBuf: SOCKET_BUFFER, sndBuf: SOCKET_BUFFER,
@@ -385,7 +385,6 @@ export class Daemon {
     // one worker; steer by the inner flow instead.
     if (workers > 1) steerByInnerFlow(this.udpFds[0]!, backend.kind === 'udp' ? 0 : VXLAN_OVERHEAD - 28, workers);
     this.offloads = { vnet: tunFlags !== 0, gso: udp.gso, gro: udp.gro, merge };
-    this.tunOffloadFlags = tunFlags;
     const path = this.offloads.vnet || this.offloads.gro ? 'offload' : 'batched-per-packet';
     this.log.info(`data path: ${path} (tun vnet_hdr ${this.offloads.vnet ? `on, TUNSETOFFLOAD 0x${tunFlags.toString(16)}` : 'off'}, `
       + `udp gso ${udp.gso ? 'on' : 'off'}, udp gro ${udp.gro ? 'on' : 'off'}, `
@@ -399,11 +398,9 @@ export class Daemon {
     this.statsLayout = layout;
     for (let i = 0; i < workers; i++) this.wakeFds.push(native.eventfdOpen());
     this.workerBackend = backend;
-    this.tunNetwork = network;
-    this.tunIfindex = ifindexOf(tun.name);
     await this.startWorkers(Date.now());
     this.tunWatch = new TunWatch({
-      expect: () => ({ name: this.tunName, ifindex: this.tunIfindex, addr: lease.subnet.addr, network, mtu }),
+      expect: () => ({ name: setup.name, ifindex: this.tunIfindex, addr: setup.lease.addr, network: setup.network }),
       repair: (gone) => this.repairTun(gone),
       giveUp: (why) => {
         this.log.error(`${why}: stopping, so that the node's supervisor restarts weft`);
@@ -412,6 +409,17 @@ export class Daemon {
       log: this.log,
     });
     this.tunWatch.start();
+  }
+
+  /** The TUN's queues (one per worker), with the offloads start-up chose. */
+  private openTunQueues(name: string, queues: number): void {
+    const flags = this.tunOffloadFlags;
+    const tun = openTun(name, queues, flags !== 0 ? native.TUN_VNET_HDR : 0);
+    this.tunFds = tun.fds;
+    this.tunName = tun.name;
+    this.tunIfindex = ifindexOf(tun.name);
+    // The offload features belong to the device: one call covers every queue.
+    if (flags !== 0) tunSetOffload(tun.fds[0]!, flags);
   }
 
   /** Workers on the current TUN queues and sockets; resolves once they forward (or after the bound). */
@@ -464,14 +472,9 @@ export class Daemon {
         // The queues of a deleted device: nothing left to close cleanly.
       }
       this.tunFds = [];
-      const tun = openTun(this.tunName, this.workerCount, this.tunOffloadFlags !== 0 ? native.TUN_VNET_HDR : 0);
-      this.tunFds = tun.fds;
-      this.tunIfindex = ifindexOf(tun.name);
-      if (this.tunOffloadFlags !== 0) tunSetOffload(tun.fds[0]!, this.tunOffloadFlags);
+      this.openTunQueues(this.tunName, this.workerCount);
     }
-    await configureTun({
-      name: this.tunName, lease: this.lease!.subnet, network: this.tunNetwork!, mtu: this.mtu, txQueueLen: TUN_TXQUEUELEN, log: this.log,
-    });
+    await configureTun(this.tunSetup!);
     if (this.supervisor === null) await this.startWorkers(this.workersGoneAt);
   }
 
@@ -626,11 +629,12 @@ export class Daemon {
     const stats = this.statsBuf && this.statsLayout
       ? snapshotStats(this.statsBuf, this.statsLayout)
       : { totals: {}, drops: {}, perWorker: [] };
+    const notReady = this.notReady();
     return {
       version: VERSION,
       // What /readyz answers, and why not.
-      ready: this.notReady() === null,
-      notReady: this.notReady(),
+      ready: notReady === null,
+      notReady,
       leaseRenewals: { ...(this.renewer?.counts ?? { ok: 0, failed: 0 }) },
       store: this.store ? { kind: this.storeKind, errors: this.store.errors } : null,
       pid: process.pid,

@@ -75,6 +75,17 @@ export function createMetrics(source: MetricsSource, opts: MetricsOptions): Weft
   let current: Promise<MetricsStatus> | null = null;
   const snap = (): Promise<MetricsStatus> => current ?? Promise.resolve(source());
   const registers = [registry];
+  /** A counter that is one of the status totals, summed over the workers. */
+  const totalCounter = (name: string, help: string, total: string): void => {
+    new Counter({
+      name, help, registers,
+      async collect() {
+        const s = await snap();
+        this.reset();
+        this.inc(nn(s.totals[total]));
+      },
+    });
+  };
 
   new Counter({
     name: 'weft_packets_total', help: 'Packets through the data path, by direction (tun_rx: read from the TUN; '
@@ -143,45 +154,16 @@ export function createMetrics(source: MetricsSource, opts: MetricsOptions): Weft
       for (const [kind, key] of BATCH_KINDS) this.inc({ kind }, nn(s.totals[key]));
     },
   });
-  new Counter({
-    name: 'weft_icmp_sent_total', help: 'ICMP errors weft generated into the TUN (unreachable, time exceeded, frag needed).',
-    registers,
-    async collect() {
-      const s = await snap();
-      this.reset();
-      this.inc(nn(s.totals.icmp_sent));
-    },
-  });
-  new Counter({
-    name: 'weft_icmp_rate_limited_total',
-    help: 'ICMP errors not sent: over the per-destination, per-type rate (burst 6, then 1 per second; frag-needed exempt).',
-    registers,
-    async collect() {
-      const s = await snap();
-      this.reset();
-      this.inc(nn(s.totals.icmp_rate_limited));
-    },
-  });
-  new Counter({
-    name: 'weft_keep_warm_turns_total',
-    help: 'Dry forwarding turns idle workers ran to keep the path in CPU cache (--keep-warm; two per tick).',
-    registers,
-    async collect() {
-      const s = await snap();
-      this.reset();
-      this.inc(nn(s.totals.keep_warm_turns));
-    },
-  });
-  new Counter({
-    name: 'weft_udp_gso_fallbacks_total',
-    help: 'UDP GSO sends the kernel refused (EIO), sent again as single datagrams; the worker sends without GSO from then on.',
-    registers,
-    async collect() {
-      const s = await snap();
-      this.reset();
-      this.inc(nn(s.totals.udp_gso_fallbacks));
-    },
-  });
+  totalCounter('weft_icmp_sent_total',
+    'ICMP errors weft generated into the TUN (unreachable, time exceeded, frag needed).', 'icmp_sent');
+  totalCounter('weft_icmp_rate_limited_total',
+    'ICMP errors not sent: over the per-destination, per-type rate (burst 6, then 1 per second; frag-needed exempt).',
+    'icmp_rate_limited');
+  totalCounter('weft_keep_warm_turns_total',
+    'Dry forwarding turns idle workers ran to keep the path in CPU cache (--keep-warm; two per tick).', 'keep_warm_turns');
+  totalCounter('weft_udp_gso_fallbacks_total',
+    'UDP GSO sends the kernel refused (EIO), sent again as single datagrams; the worker sends without GSO from then on.',
+    'udp_gso_fallbacks');
   new Counter({
     name: 'weft_kernel_drops_total',
     help: 'Packets the kernel dropped before weft saw them: udp_socket (receive buffer full), tun_queue (TUN queue full).',

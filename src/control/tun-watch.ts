@@ -25,7 +25,6 @@ export interface TunExpect {
   addr: number;
   /** The route for the whole Network goes through the device. */
   network: Ipv4Prefix;
-  mtu: number;
 }
 
 /** The device is gone (or is another one): only a new TUN repairs that. */
@@ -58,15 +57,17 @@ export function hasProcRoute(procNetRoute: string, dev: string, dst: Ipv4Prefix)
   return false;
 }
 
-/** What is wrong with the device now: [] when it is as expected, [GONE] when it is not there (or not ours). */
+/**
+ * What stops forwarding through the device now: [] when nothing, [GONE]
+ * when it is not there (or not ours). Its MTU is not watched: another MTU
+ * still forwards (weft answers oversize packets with frag-needed), and an
+ * operator may have set it on purpose.
+ */
 export function tunProblems(e: TunExpect): string[] {
-  const ifindex = readSys(e.name, 'ifindex');
-  if (ifindex === null || Number(ifindex) !== e.ifindex || readSys(e.name, 'tun_flags') === null) return [GONE];
+  if (ifindexOf(e.name) !== e.ifindex || readSys(e.name, 'tun_flags') === null) return [GONE];
   const out: string[] = [];
   const flags = Number.parseInt(readSys(e.name, 'flags') ?? '0', 16);
   if ((flags & 1) === 0) out.push('link down');
-  const mtu = Number(readSys(e.name, 'mtu'));
-  if (mtu !== e.mtu) out.push(`MTU ${mtu} instead of ${e.mtu}`);
   const addr = formatIpv4(e.addr);
   // libuv's getifaddrs lists no addresses of a link that is down: only an up link's can be told missing.
   const addrs = networkInterfaces()[e.name] ?? [];

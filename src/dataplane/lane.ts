@@ -13,10 +13,10 @@ import type { EncapPath } from '../encap/path.js';
 import { PacketQueue, ReplyArea } from '../encap/queue.js';
 import { ICMP_ERROR_MAX_LEN, IPPROTO_TCP } from '../wire/constants.js';
 import { DropReason } from '../wire/drop-reason.js';
-import { GRO_RECV_CAP } from '../conn/gso.js';
+import { GRO_RECV_CAP, SEND_RES_DATAGRAMS, SEND_RES_EIO } from '../conn/gso.js';
 import {
   csumBinding, offloadBinding, F_NEEDS_CSUM, GSO_TCPV4, VirtioNetHdr, SPLIT_COUNT, SPLIT_STRIDE, SPLIT_TOTAL, SPLIT_RES_LEN, udpGsoChunk,
-  VIRTIO_NET_HDR_LEN, VNET_SPLIT_PREFIX_MAX, vnetSplitOutMax,
+  VIRTIO_NET_HDR_LEN, VNET_SPLIT_MAX_SEGS, VNET_SPLIT_PREFIX_MAX, vnetSplitOutMax,
 } from '../offload/vnet.js';
 import { BATCH, CTL, HEADROOM, PEER, SLOT_SIZE, STAT, WORKER_STRIDE, statsLayout } from './layout.js';
 
@@ -188,6 +188,7 @@ export function makeLane(init: WorkerInit, slots: Slots): Lane {
 
   const replies = new ReplyArea(replyBase, replySlot, replySlots);
   // toPeer: forwarded packets or split runs, plus time-exceeded replies.
+  // More than VNET_SPLIT_MAX_SEGS: one split's segments always fit after a flush.
   const toPeer = new PacketQueue(4 * BATCH);
   // inbound: accepted inner packets, plain IP, to be written (merged when vnet).
   const inbound = new PacketQueue(CALL_MAX);
@@ -231,8 +232,8 @@ export function makeLane(init: WorkerInit, slots: Slots): Lane {
     // The bound send (ioBind): the queue's arrays are not re-read as
     // arguments; segs are 0 (no UDP_SEGMENT) unless gso queued runs.
     ioSend(io, dry ? 0 : n);
-    if (sendRes[2]! > 0) {
-      stats[base + STAT.GSO_FALLBACKS] += sendRes[2]!;
+    if (sendRes[SEND_RES_EIO]! > 0) {
+      stats[base + STAT.GSO_FALLBACKS] += sendRes[SEND_RES_EIO]!;
       gso = false;
     }
     let bytes = 0;
@@ -249,7 +250,7 @@ export function makeLane(init: WorkerInit, slots: Slots): Lane {
         stats[pb + PEER.TX_BYTES] += len;
       }
     }
-    const sentDatagrams = sendRes[0]!;
+    const sentDatagrams = sendRes[SEND_RES_DATAGRAMS]!;
     stats[base + STAT.UDP_TX_PKTS] += sentDatagrams;
     // Which ones failed is not reported by sendmmsg; bytes are those offered.
     stats[base + STAT.UDP_TX_BYTES] += bytes;
@@ -367,7 +368,8 @@ export function makeLane(init: WorkerInit, slots: Slots): Lane {
       toPeer.push(ipOff - prefixLen, ipLen + prefixLen, addr, port, peer);
       return;
     }
-    if (splitCap - splitUsed < splitMax || toPeer.count + 4 > toPeer.capacity) flushToPeer();
+    // Room for the whole split in the queue: a few GSO runs, or one entry per segment without GSO.
+    if (splitCap - splitUsed < splitMax || toPeer.count + (gso ? 4 : VNET_SPLIT_MAX_SEGS) > toPeer.capacity) flushToPeer();
     const at2 = splitBase + splitUsed;
     let bad: number;
     if (prefixLen === 0) {
@@ -394,14 +396,7 @@ export function makeLane(init: WorkerInit, slots: Slots): Lane {
         toPeer.pushRun(at2 + o, Math.min(chunk, total - o), addr, port, peer, stride);
       }
     } else {
-      for (let o = 0; o < total; o += stride) {
-        if (toPeer.full) {
-          flushToPeer();
-          // The rest of this split is queued from its area next: keep the area taken.
-          splitUsed = at2 - splitBase + total;
-        }
-        toPeer.push(at2 + o, Math.min(stride, total - o), addr, port, peer);
-      }
+      for (let o = 0; o < total; o += stride) toPeer.push(at2 + o, Math.min(stride, total - o), addr, port, peer);
     }
   };
 

@@ -57,7 +57,7 @@ export class Supervisor {
   private readonly stats: Float64Array;
   private sampler: NodeJS.Timeout | null = null;
   private onAllRunning: (() => void) | null = null;
-  /** Last seen with a worker forwarding (sampled with the turns). */
+  /** When the last worker to stop forwarding stopped (or the start, or the carried-over time). */
   private lastForwarding: number;
 
   constructor(private readonly opts: SupervisorOptions) {
@@ -102,13 +102,11 @@ export class Supervisor {
 
   /** When a worker was last forwarding: now while one is. */
   lastForwardingAt(): number {
-    if (this.slots.some((s) => s.forwarding)) this.lastForwarding = Date.now();
-    return this.lastForwarding;
+    return this.slots.some((s) => s.forwarding) ? Date.now() : this.lastForwarding;
   }
 
   private sampleTurns(): void {
     const now = Date.now();
-    if (this.slots.some((s) => s.forwarding)) this.lastForwarding = now;
     this.slots.forEach((s, i) => {
       const turns = this.stats[i * WORKER_STRIDE + STAT.HEARTBEAT]!;
       if (turns !== s.turns) {
@@ -156,6 +154,7 @@ export class Supervisor {
     });
     w.on('exit', (code) => {
       slot.worker = null;
+      if (slot.forwarding) this.lastForwarding = Date.now();
       slot.forwarding = false;
       this.opts.onWorkerGone(i);
       if (this.stopping) return;

@@ -139,6 +139,8 @@ export class RouteTableWriter {
   private localNet = 0;
   private localLen = -1;
   private chain: Promise<unknown> = Promise.resolve();
+  /** Ends idle readers' waits (setWake). */
+  private wake: () => void = () => undefined;
 
   private constructor(layout: Layout) {
     this.layout = layout;
@@ -159,8 +161,6 @@ export class RouteTableWriter {
     this.writeGeneration(this.gens[0]);
     Atomics.store(c, CTRL.EPOCH, 0);
   }
-
-  private wake: () => void = () => undefined;
 
   /** Allocates the buffer; capacity is fixed from here on. */
   static create(opts: RouteTableOptions = {}): RouteTableWriter {

@@ -386,13 +386,6 @@ export class EtcdLeaseStore implements LeaseStore {
       timer = setTimeout(() => void resync(), wait);
     };
 
-    // A peer's expiration is for display only: the event goes out at once
-    // and the lookup fills it in (a burst of new leases is a burst of lookups).
-    const expiring = (leaseId: string): number => {
-      const hit = expiries.get(leaseId);
-      if (hit !== undefined) return hit;
-      return Date.now() + this.ttlSeconds * 1000;
-    };
     const handle = (res: IWatchResponse): void => {
       const out: PeerEvent[] = [];
       for (const ev of res.events) {
@@ -422,8 +415,11 @@ export class EtcdLeaseStore implements LeaseStore {
           }
           continue;
         }
-        const lease: Lease = { subnet, attrs, expiration: expiring(ev.kv.lease) };
-        if (!expiries.has(ev.kv.lease)) void expiry(ev.kv.lease).then((v) => { lease.expiration = v; });
+        // A peer's expiration is for display only: the event goes out at once
+        // and the lookup fills it in (a burst of new leases is a burst of lookups).
+        const cached = expiries.get(ev.kv.lease);
+        const lease: Lease = { subnet, attrs, expiration: cached ?? Date.now() + this.ttlSeconds * 1000 };
+        if (cached === undefined) void expiry(ev.kv.lease).then((v) => { lease.expiration = v; });
         known.set(key, { text, lease });
         // A renewal re-puts the same value with a new lease: no event.
         if (old === undefined) out.push({ type: 'added', lease });

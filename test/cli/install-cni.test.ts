@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   INSTALL_CNI_DEFAULTS,
@@ -10,6 +9,7 @@ import {
   parseInstallCniArgs,
   runInstallCni,
 } from '../../src/cli/install-cni.js';
+import { withTmpDir } from '../helpers/tmp.js';
 
 // flannel's cni-conf.json as kube-flannel.yml ships it.
 const CONFLIST = `{
@@ -22,14 +22,7 @@ const CONFLIST = `{
 }
 `;
 
-async function withTmp(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'weft-install-cni-'));
-  try {
-    await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const withTmp = (fn: (dir: string) => Promise<void>): Promise<void> => withTmpDir('weft-install-cni-', fn);
 
 function capture(): { io: { out: (s: string) => void; err: (s: string) => void }; out: () => string; err: () => string } {
   let out = '';

@@ -2,10 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { watch } from 'node:fs';
-import { chmod, link, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, link, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { INSTALL_CONF_USAGE, installConf, installConfTempPath, runInstallConf } from '../../src/cli/install-conf.js';
+import { withTmpDir } from '../helpers/tmp.js';
 
 const ROOT = new URL('../../../', import.meta.url).pathname;
 
@@ -20,14 +20,7 @@ const CONFLIST = `{
 }
 `;
 
-async function withTmp(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'weft-install-conf-'));
-  try {
-    await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const withTmp = (fn: (dir: string) => Promise<void>): Promise<void> => withTmpDir('weft-install-conf-', fn);
 
 function capture(): { io: { out: (s: string) => void; err: (s: string) => void }; out: () => string; err: () => string } {
   let out = '';

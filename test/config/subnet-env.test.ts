@@ -7,17 +7,11 @@ import {
   formatSubnetEnv, parseSubnetEnv, previousPublicIp, previousSubnet, readSubnetEnv, writePublicIpNote, writeSubnetEnv,
 } from '../../src/config/subnet-env.js';
 import { formatIpv4Prefix, parseIpv4, parseIpv4Prefix } from '../../src/wire/ipv4-addr.js';
+import { withTmpDir } from '../helpers/tmp.js';
 
 const GOLDEN = 'FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1472\nFLANNEL_IPMASQ=true\n';
 
-async function withTmp(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'weft-subnetenv-'));
-  try {
-    await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const withTmp = (fn: (dir: string) => Promise<void>): Promise<void> => withTmpDir('weft-subnetenv-', fn);
 
 test('subnet.env: bytes equal flanneld output', () => {
   const text = formatSubnetEnv({ network: parseIpv4Prefix('10.244.0.0/16'), subnet: parseIpv4Prefix('10.244.1.0/24'), mtu: 1472, ipMasq: true });

@@ -1,22 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { lstat, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { lstat, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { controlRequest, startControlServer } from '../../src/control/control-server.js';
 import { Supervisor } from '../../src/dataplane/supervisor.js';
 import { createControlBlock } from '../../src/dataplane/layout.js';
 import { SILENT } from '../../src/log.js';
+import { withTmpDir } from '../helpers/tmp.js';
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'weft-ctl-'));
-  try {
-    await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const withDir = (fn: (dir: string) => Promise<void>): Promise<void> => withTmpDir('weft-ctl-', fn);
 
 test('control socket: a mistyped --control-socket naming a file deletes nothing, and says why', () => withDir(async (dir) => {
   const path = join(dir, 'net-conf.json');

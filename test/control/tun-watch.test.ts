@@ -20,6 +20,6 @@ test('hasProcRoute: /proc/net/route\'s little-endian hex, on the device, without
 
 test('tunProblems: a device that is not there is GONE', () => {
   assert.deepEqual(tunProblems({
-    name: 'weft-no-such0', ifindex: 1, addr: parseIpv4('10.244.1.0'), network: parseIpv4Prefix('10.244.0.0/16'), mtu: 1472,
+    name: 'weft-no-such0', ifindex: 1, addr: parseIpv4('10.244.1.0'), network: parseIpv4Prefix('10.244.0.0/16'),
   }), [GONE]);
 });

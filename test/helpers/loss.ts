@@ -71,7 +71,7 @@ export class LossProbe {
   }
 
   /** The drop counters that moved since start(), by name; weft's packet counts apart. */
-  async deltas(): Promise<{ drops: [string, number][]; flow: [string, number][] }> {
+  private async deltas(): Promise<{ drops: [string, number][]; flow: [string, number][] }> {
     const after = await read(this.tb, this.sites);
     const drops: [string, number][] = [];
     const flow: [string, number][] = [];
@@ -83,12 +83,16 @@ export class LossProbe {
     return { drops, flow };
   }
 
-  /** One paragraph: the tool's figures, every drop counter that moved (and their sum), weft's packet counts. */
-  async report(toolFigures: string): Promise<string> {
+  /**
+   * One read: the drops that moved, and one paragraph of the tool's
+   * figures, every drop counter that moved (and their sum), weft's packet counts.
+   */
+  async report(toolFigures: string): Promise<{ text: string; drops: [string, number][] }> {
     const { drops, flow } = await this.deltas();
     const total = drops.reduce((a, [, d]) => a + d, 0);
-    return `${toolFigures}; drop counters that moved: ${drops.length === 0 ? 'none' : drops.map(([k, d]) => `${k} +${d}`).join(', ')}`
+    const text = `${toolFigures}; drop counters that moved: ${drops.length === 0 ? 'none' : drops.map(([k, d]) => `${k} +${d}`).join(', ')}`
       + ` (sum ${total}); weft packets: ${flow.map(([k, d]) => `${k} ${d}`).join(', ')}`;
+    return { text, drops };
   }
 }
 

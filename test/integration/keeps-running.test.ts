@@ -161,9 +161,6 @@ describe('item 8: signals', { skip: rootSkip(), timeout: 120_000 }, () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  const exited = (p: ChildProcess): Promise<number | null> =>
-    p.exitCode !== null ? Promise.resolve(p.exitCode) : new Promise((r) => p.once('exit', (code) => r(code)));
-
   test('SIGTERM while start-up waits for etcd: gone within 2 s, exit 0, what it removed and kept said', async () => {
     const log = join(dir, 'etcd-wait.log');
     await writeFile(join(dir, 'nc.json'), UDP);
@@ -351,15 +348,15 @@ describe('item 1: the TUN data plane repairs itself, or the daemon says so and e
   const tb = new Testbed(`kr1${process.pid % 10000}`);
   let dir = '';
   let hosts: [Host, Host];
-  let nodes: WeftNode[] = [];
-  let pods: Pod[] = [];
+  const nodes: WeftNode[] = [];
+  const pods: Pod[] = [];
   const HEALTH = 'http://127.0.0.1:8081';
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'weft-kr1-'));
     ({ hosts } = await twoHosts(tb));
     for (const h of hosts) nodes.push(await startWeftNode(tb, h, { dir, netConf: UDP, extraArgs: ['--workers=2', '--healthz-port=8081'] }));
-    pods = [await attachWeftPod(tb, nodes[0]!), await attachWeftPod(tb, nodes[1]!)];
+    for (const n of nodes) pods.push(await attachWeftPod(tb, n));
   });
   after(async () => {
     await tb.cleanup();
@@ -426,7 +423,7 @@ describe('item 1: the TUN data plane repairs itself, or the daemon says so and e
       const unhealthyMs = Date.now() - t0;
       assert.ok(unhealthyMs >= 10_000, `/healthz 503 only after the 10 s bound, not after ${unhealthyMs} ms`);
       assert.match(live.body, /^unhealthy: no worker has forwarded for \d+ s/);
-      const code = await stopped(nodes[0]!, 45_000);
+      const code = await exited(nodes[0]!.proc, 45_000);
       assert.equal(code, 1, 'exit code');
       const log = await readFile(nodes[0]!.logFile, 'utf8');
       t.diagnostic(`/readyz 503 after ${notReadyMs} ms, /healthz 503 after ${unhealthyMs} ms, exit ${code} after ${Date.now() - t0} ms: `
@@ -438,11 +435,11 @@ describe('item 1: the TUN data plane repairs itself, or the daemon says so and e
   });
 });
 
-/** The daemon's exit code once it exits within `ms`; fails otherwise. */
-async function stopped(n: WeftNode, ms: number): Promise<number | null> {
-  if (n.proc.exitCode !== null) return n.proc.exitCode;
+/** The process's exit code once it exits within `ms`; fails otherwise. */
+function exited(p: ChildProcess, ms = 60_000): Promise<number | null> {
+  if (p.exitCode !== null) return Promise.resolve(p.exitCode);
   return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`${n.host.name}: weft still running after ${ms} ms`)), ms);
-    n.proc.once('exit', (code) => { clearTimeout(t); resolve(code); });
+    const t = setTimeout(() => reject(new Error(`pid ${p.pid}: still running after ${ms} ms`)), ms);
+    p.once('exit', (code) => { clearTimeout(t); resolve(code); });
   });
 }
