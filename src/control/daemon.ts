@@ -144,6 +144,8 @@ export class Daemon {
     this.starting = true;
     try {
       await this.startUp();
+      // A stop during start-up's last steps, after its last checkpoint, would otherwise be lost.
+      this.checkpoint();
     } catch (e) {
       // Nothing half-configured and nothing left listening after a failed start.
       this.stopped = true;

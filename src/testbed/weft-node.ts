@@ -65,7 +65,9 @@ export async function startWeftNode(tb: Testbed, host: Host, o: WeftNodeOptions)
     if (env !== null) {
       const subnet = /^FLANNEL_SUBNET=(.+)$/m.exec(env)?.[1];
       const mtu = Number(/^FLANNEL_MTU=(\d+)$/m.exec(env)?.[1]);
-      if (subnet && mtu > 0) return { host, proc, subnetFile, controlSocket, logFile, subnet, mtu };
+      // subnet.env comes a step before start-up ends: a signal then is a stop during start-up.
+      const ready = /\] ready: |"msg":"ready: /.test(await readFile(logFile, 'utf8').catch(() => ''));
+      if (subnet && mtu > 0 && ready) return { host, proc, subnetFile, controlSocket, logFile, subnet, mtu };
     }
     if (proc.exitCode !== null || proc.signalCode !== null || Date.now() > deadline) {
       const log = await readFile(logFile, 'utf8').catch(() => '');

@@ -2,7 +2,7 @@
  * Regression tests for the failure modes of the fault probe (each named
  * after its item): a second weft and a foreign reuseport socket refused
  * (3); failed kernel-vxlan starts leave no device (2); SIGTERM during a
- * blocked start-up, SIGHUP, a second SIGTERM, a FIFO net-conf (8); a node whose address
+ * blocked start-up, SIGTERM at any moment of start-up, SIGHUP, a second SIGTERM, a FIFO net-conf (8); a node whose address
  * changed keeps its subnet (5); messages that name their subject (7); a
  * TUN deleted, flushed or set down is restored, and one that cannot be
  * turns /readyz and /healthz 503 and ends the daemon (1). In namespaces,
@@ -11,6 +11,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { watch } from 'node:fs';
 import { mkdtemp, mkdir, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -171,7 +173,7 @@ describe('item 8: signals', { skip: rootSkip(), timeout: 120_000 }, () => {
     await sleep(1000);
     const t0 = Date.now();
     p.kill('SIGTERM');
-    const code = await exited(p);
+    const code = await exited(p, 60_000, log);
     const ms = Date.now() - t0;
     const text = await readFile(log, 'utf8');
     assert.ok(ms < 2000, `exited ${ms} ms after SIGTERM:\n${text}`);
@@ -187,11 +189,58 @@ describe('item 8: signals', { skip: rootSkip(), timeout: 120_000 }, () => {
     const was = await hostState(tb, h.ns);
     const n = await startWeftNode(tb, h, { dir, netConf: UDP, extraArgs: ['--ip-masq'] });
     n.proc.kill('SIGHUP');
-    assert.equal(await exited(n.proc), 0);
+    assert.equal(await exited(n.proc, 20_000, n.logFile), 0);
     const text = await readFile(n.logFile, 'utf8');
     assert.match(text, /SIGHUP: shutting down/);
     assert.match(text, /stopped: removed the masquerade and forward rules, flannel0 \(with its address and route\); kept the lease 10\.244\.\d+\.0\/24, \S+subnet\.env/);
     assert.deepEqual(await hostState(tb, h.ns), was);
+  });
+
+  test('a SIGTERM at any moment of start-up, up to and past ready, ends the daemon with its cleanup', async () => {
+    const h = hosts[1];
+    const was = await hostState(tb, h.ns);
+    const envDir = join(dir, 'any');
+    await mkdir(envDir, { recursive: true });
+    await writeFile(join(dir, 'any.net-conf.json'), UDP);
+    const subnetFile = join(envDir, 'subnet.env');
+    // A number: ms after the start line; 'ready': at the ready line; 'subnet.env': the moment that file appears (a step before ready).
+    const run = async (i: number, when: number | 'ready' | 'subnet.env'): Promise<number> => {
+      const log = join(dir, `any-${i}.log`);
+      const watcher = when === 'subnet.env' ? watch(envDir) : null;
+      const appeared = watcher ? once(watcher, 'change', { signal: AbortSignal.timeout(20_000) }) : null;
+      appeared?.catch(() => undefined);
+      const p = tb.spawn(h.ns, [process.execPath, WEFT_BIN, `--iface=${h.underlayIf}`, `--net-config-path=${join(dir, 'any.net-conf.json')}`,
+        `--subnet-file=${subnetFile}`, `--lease-dir=${join(dir, 'any-leases')}`, `--control-socket=${join(dir, 'any.sock')}`, '--ip-masq'],
+      { logFile: log });
+      const text = async (): Promise<string> => readFile(log, 'utf8').catch(() => '');
+      let at = 0;
+      try {
+        await within(10_000, async () => (await text()).includes(' starting '), text);
+        const t0 = Date.now();
+        if (when === 'ready') await within(15_000, async () => /\] ready: /.test(await text()), text);
+        else if (when === 'subnet.env') await appeared;
+        else await sleep(when);
+        at = Date.now() - t0;
+        p.kill('SIGTERM');
+      } finally {
+        watcher?.close();
+      }
+      const code = await exited(p, 15_000, log);
+      const out = await text();
+      const said = `SIGTERM ${at} ms after the start line (${when}):\n${out}`;
+      assert.equal(code, 0, said);
+      assert.match(out, /exiting cleanly/, said);
+      // Stopped while starting: start-up undoes all but the lease; once running, subnet.env stays, as flanneld's.
+      const duringStartUp = /stopped during start-up: /.test(out);
+      assert.ok(duringStartUp || /\] stopped: /.test(out), said);
+      assert.equal(await readFile(subnetFile, 'utf8').then(() => true, () => false), !duringStartUp, said);
+      assert.deepEqual(await hostState(tb, h.ns), was, said);
+      await rm(subnetFile, { force: true });
+      return at;
+    };
+    const full = await run(0, 'ready');
+    for (let i = 1; i <= 8; i++) await run(i, Math.round((full * i) / 7));
+    for (let i = 9; i <= 11; i++) await run(i, 'subnet.env');
   });
 
   test('a second SIGTERM while the cleanup hangs exits at once, with 143 and a line saying so', async () => {
@@ -208,7 +257,7 @@ describe('item 8: signals', { skip: rootSkip(), timeout: 120_000 }, () => {
     assert.equal(n.proc.exitCode, null, 'the cleanup is stalled in iptables-save');
     const t0 = Date.now();
     n.proc.kill('SIGTERM');
-    const code = await exited(n.proc);
+    const code = await exited(n.proc, 60_000, n.logFile);
     const ms = Date.now() - t0;
     const text = await readFile(n.logFile, 'utf8');
     assert.equal(code, 143, text);
@@ -423,7 +472,7 @@ describe('item 1: the TUN data plane repairs itself, or the daemon says so and e
       const unhealthyMs = Date.now() - t0;
       assert.ok(unhealthyMs >= 10_000, `/healthz 503 only after the 10 s bound, not after ${unhealthyMs} ms`);
       assert.match(live.body, /^unhealthy: no worker has forwarded for \d+ s/);
-      const code = await exited(nodes[0]!.proc, 45_000);
+      const code = await exited(nodes[0]!.proc, 45_000, nodes[0]!.logFile);
       assert.equal(code, 1, 'exit code');
       const log = await readFile(nodes[0]!.logFile, 'utf8');
       t.diagnostic(`/readyz 503 after ${notReadyMs} ms, /healthz 503 after ${unhealthyMs} ms, exit ${code} after ${Date.now() - t0} ms: `
@@ -436,10 +485,14 @@ describe('item 1: the TUN data plane repairs itself, or the daemon says so and e
 });
 
 /** The process's exit code once it exits within `ms`; fails otherwise. */
-function exited(p: ChildProcess, ms = 60_000): Promise<number | null> {
+/** The exit code; a process still running after `ms` fails with the end of its log, which says where it stopped. */
+function exited(p: ChildProcess, ms = 60_000, logFile?: string): Promise<number | null> {
   if (p.exitCode !== null) return Promise.resolve(p.exitCode);
   return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`pid ${p.pid}: still running after ${ms} ms`)), ms);
+    const t = setTimeout(() => {
+      void (logFile ? readFile(logFile, 'utf8').catch(() => '(no log)') : Promise.resolve('(no log)')).then((log) =>
+        reject(new Error(`pid ${p.pid}: still running after ${ms} ms; the end of its log:\n${log.slice(-2000)}`)));
+    }, ms);
     p.once('exit', (code) => { clearTimeout(t); resolve(code); });
   });
 }
