@@ -484,7 +484,6 @@ describe('item 1: the TUN data plane repairs itself, or the daemon says so and e
   });
 });
 
-/** The process's exit code once it exits within `ms`; fails otherwise. */
 /** The exit code; a process still running after `ms` fails with the end of its log, which says where it stopped. */
 function exited(p: ChildProcess, ms = 60_000, logFile?: string): Promise<number | null> {
   if (p.exitCode !== null) return Promise.resolve(p.exitCode);
